@@ -1,0 +1,56 @@
+"""Host state changes: the only place that writes `Host.state`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.utils import timezone
+
+from campaign import states
+from campaign.audit import record
+from campaign.models import Host
+
+
+def transition_host(
+    host: Host, target: str, *, actor=None, reason: str = "", data: dict | None = None
+) -> bool:
+    """Move one host to `target` if the lifecycle allows it from its current state.
+
+    A conditional UPDATE on the state we read makes this safe against a concurrent worker:
+    returns False (and changes nothing) if the row moved meanwhile. Raises IllegalTransition
+    if the move is not allowed from the state we read.
+    """
+    if host.state == target:
+        return False
+    states.check_transition(host.state, target)
+    now = timezone.now()
+    fields = {"state": target, "state_changed_at": now}
+    if target == states.REMEDIATED:
+        fields["remediated_at"] = now
+    with transaction.atomic():
+        moved = Host.objects.filter(pk=host.pk, state=host.state).update(**fields)
+        if moved != 1:
+            return False
+        record(
+            "host.transition",
+            actor=actor,
+            campaign_id=host.campaign_id,
+            obj=host,
+            data={"from": host.state, "to": target, "reason": reason, **(data or {})},
+        )
+    for name, value in fields.items():
+        setattr(host, name, value)
+    return True
+
+
+def transition_hosts(host_ids: Iterable[int], target: str, *, reason: str = "") -> int:
+    """Bulk move: every listed host whose current state allows `target`. Returns the count."""
+    ids = list(host_ids)
+    if not ids:
+        return 0
+    now = timezone.now()
+    fields = {"state": target, "state_changed_at": now}
+    if target == states.REMEDIATED:
+        fields["remediated_at"] = now
+    return Host.objects.filter(pk__in=ids, state__in=states.sources_for(target)).update(**fields)

@@ -1,0 +1,247 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.utils import timezone
+
+from campaign import kinds, states
+
+
+class Agency(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2")
+    sender_email = models.EmailField(blank=True)
+    reply_to = models.EmailField(blank=True)
+    letterhead = models.TextField(blank=True)
+    signature = models.TextField(blank=True)
+    default_language = models.CharField(max_length=10, default="en")
+    info_url = models.URLField(blank=True, help_text="The agency's page about the operation")
+    instructions_url = models.URLField(blank=True, help_text="Step-by-step closing instructions")
+    # Countries (ISO codes) whose hosts this agency writes to in a joint campaign.
+    jurisdiction = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "agencies"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StaffProfile(models.Model):
+    """Which agency a user works for; staff see only their agency's campaigns."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_profile"
+    )
+    agency = models.ForeignKey(Agency, null=True, blank=True, on_delete=models.PROTECT)
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.agency or '-'}"
+
+
+class Campaign(models.Model):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    CLOSED = "closed"
+    STATUS_CHOICES = [(ACTIVE, "Active"), (PAUSED, "Paused"), (CLOSED, "Closed")]
+
+    agency = models.ForeignKey(Agency, on_delete=models.PROTECT, related_name="campaigns")
+    slug = models.SlugField(max_length=80, unique=True)
+    name = models.CharField(max_length=200)
+    kinds = models.PositiveSmallIntegerField(default=kinds.RELAY | kinds.PROXY)
+    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=ACTIVE)
+    reprobe_interval_days = models.PositiveIntegerField(default=7)
+    followup_delay_days = models.PositiveIntegerField(default=30)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [
+            ("import_feed", "Can import blocklist feeds"),
+            ("run_probes", "Can start probe runs"),
+            ("resolve_contacts", "Can resolve and edit abuse contacts"),
+            ("build_batch", "Can build and submit letter batches"),
+            ("review_batch", "Can approve or reject letter batches"),
+            ("send_batch", "Can send approved batches"),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def kind_names(self) -> list[str]:
+        return kinds.kind_names(self.kinds)
+
+
+class Feed(models.Model):
+    """A source of suspected hosts: a named list, optionally fetched from a URL."""
+
+    FORMAT_CHOICES = [
+        ("auto", "Detect"),
+        ("ip", "One IP per line"),
+        ("ipport", "ip:port proxy list"),
+        ("csv", "Shadowserver-style CSV"),
+        ("drop", "Spamhaus DROP"),
+        ("netset", "FireHOL netset"),
+    ]
+
+    name = models.CharField(max_length=200, unique=True)
+    format = models.CharField(max_length=10, choices=FORMAT_CHOICES, default="auto")
+    url = models.URLField(blank=True, max_length=2000)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FeedImport(models.Model):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    STATUS_CHOICES = [(QUEUED, "Queued"), (RUNNING, "Running"), (DONE, "Done"), (FAILED, "Failed")]
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="imports")
+    feed = models.ForeignKey(Feed, on_delete=models.PROTECT, related_name="imports")
+    source = models.CharField(max_length=2000, help_text="Path or URL the lines came from")
+    stored_file = models.CharField(max_length=500, blank=True)
+    requested_format = models.CharField(max_length=10, default="auto")
+    detected_format = models.CharField(max_length=10, blank=True)
+    kind = models.PositiveSmallIntegerField(help_text="Kind bit mask the hosts are suspected of")
+    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=QUEUED)
+    error = models.TextField(blank=True)
+    bytes_total = models.BigIntegerField(null=True, blank=True)
+    bytes_read = models.BigIntegerField(default=0)
+    lines = models.PositiveIntegerField(default=0)
+    added = models.PositiveIntegerField(default=0)
+    known = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"import #{self.pk} of {self.source}"
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status == self.DONE:
+            return 100
+        if not self.bytes_total:
+            return 0
+        return min(99, int(100 * self.bytes_read / self.bytes_total))
+
+    @property
+    def summary_line(self) -> str:
+        return f"lines={self.lines} added={self.added} known={self.known} rejected={self.rejected}"
+
+
+class ImportLineIssue(models.Model):
+    """A line that was rejected (with its reason) or skipped as a duplicate."""
+
+    feed_import = models.ForeignKey(FeedImport, on_delete=models.CASCADE, related_name="issues")
+    line_no = models.PositiveIntegerField()
+    content = models.CharField(max_length=200)
+    reason = models.CharField(max_length=40)
+    message = models.CharField(max_length=300)
+    rejected = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["feed_import", "line_no"]
+        indexes = [models.Index(fields=["feed_import", "line_no"])]
+
+
+class Host(models.Model):
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="hosts")
+    ip = models.GenericIPAddressField(unpack_ipv4=False)
+    kinds = models.PositiveSmallIntegerField(default=0)
+    state = models.CharField(
+        max_length=20,
+        choices=[(s, states.HOST_STATE_LABELS[s]) for s in states.HOST_STATES],
+        default=states.IMPORTED,
+    )
+    country = models.CharField(max_length=2, blank=True)
+    asn = models.PositiveBigIntegerField(null=True, blank=True)
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+    state_changed_at = models.DateTimeField(default=timezone.now)
+    remediated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "ip"], name="host_unique_ip")]
+        indexes = [
+            models.Index(fields=["campaign", "state", "id"]),
+            models.Index(fields=["campaign", "country", "id"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.ip
+
+    def save(self, *args, **kwargs):
+        # State changes go through campaign.hosts.transition_host (conditional UPDATE +
+        # audit log); a plain save of an existing row must not smuggle one in.
+        if self.pk and "update_fields" not in kwargs:
+            raise PermissionDenied("save Host with update_fields; change state via transitions")
+        super().save(*args, **kwargs)
+
+    @property
+    def kind_names(self) -> list[str]:
+        return kinds.kind_names(self.kinds)
+
+
+class Sighting(models.Model):
+    """One feed line that named a host: the evidence that it is suspected at all."""
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="sightings")
+    feed_import = models.ForeignKey(FeedImport, on_delete=models.CASCADE, related_name="+")
+    line_no = models.PositiveIntegerField()
+    seen_at = models.DateTimeField()
+    port = models.PositiveIntegerField(null=True, blank=True)
+    kind = models.PositiveSmallIntegerField()
+    tag = models.CharField(max_length=100, blank=True)
+    evidence = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["host", "seen_at"])]
+
+
+class AuditEvent(models.Model):
+    """Append-only record of who did what. Never updated, never deleted."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT
+    )
+    action = models.CharField(max_length=60)
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.CASCADE)
+    object_type = models.CharField(max_length=40, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["object_type", "object_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor or 'system'} {self.action}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionDenied("audit events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionDenied("audit events are append-only")
