@@ -1,0 +1,1 @@
+"""Letters, batches, review and tracking."""

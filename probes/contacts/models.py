@@ -1,0 +1,1 @@
+"""Abuse contacts, the network cache and the suppression list."""

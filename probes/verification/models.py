@@ -1,0 +1,1 @@
+"""Probe runs and results (verification that a host is open)."""
