@@ -1,10 +1,173 @@
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+"""Staff pages. Thin: check access, validate input, call one service or selector, render."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
+
+from campaign import selectors
+from campaign.forms import HostFilterForm, ImportForm
+from campaign.roles import has_perm
 from campaign.services import visible_campaigns
 
 
-@login_required
-def campaign_list(request):
-    return render(request, "campaign/campaign_list.html",
-                  {"campaigns": visible_campaigns(request.user)})
+def require_perm(codename: str) -> Callable:
+    """Login, then the campaign permission: a role without it gets 403, whatever the UI shows."""
+
+    def decorator(view: Callable) -> Callable:
+        @login_required
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not has_perm(request.user, codename):
+                raise PermissionDenied(f"your role may not {codename.replace('_', ' ')}")
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+@require_GET
+@require_perm("view_campaign")
+def campaign_list(request: HttpRequest) -> HttpResponse:
+    campaigns = visible_campaigns(request.user).order_by("-created_at", "-id")
+    return render(request, "campaign/campaign_list.html", {"campaigns": campaigns})
+
+
+@require_GET
+@require_perm("view_campaign")
+def campaign_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    campaign = selectors.campaign_for(request.user, slug)
+    return render(request, "campaign/campaign_detail.html", {
+        "campaign": campaign,
+        "counts": selectors.campaign_counts(campaign),
+        "imports": selectors.recent_imports(campaign),
+    })
+
+
+@require_http_methods(["GET", "POST"])
+@require_perm("import_feed")
+def import_create(request: HttpRequest, slug: str) -> HttpResponse:
+    campaign = selectors.campaign_for(request.user, slug)
+    form = ImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        from campaign.imports import create_import, queue_import
+
+        upload = form.cleaned_data["upload"]
+        source = upload.name if upload else form.cleaned_data["url"]
+        try:
+            feed_import = create_import(
+                campaign=campaign,
+                actor=request.user,
+                source=source,
+                fmt=form.cleaned_data["format"],
+                kind=form.cleaned_data["kind"] or None,
+                upload=upload,
+            )
+        except ValidationError as exc:
+            for message in exc.messages:
+                form.add_error(None, message)
+        else:
+            queue_import(feed_import)
+            messages.success(request, f"Import #{feed_import.pk} of {source} queued.")
+            return redirect("import_detail", slug=campaign.slug, pk=feed_import.pk)
+    return render(request, "campaign/import_form.html", {"campaign": campaign, "form": form},
+                  status=400 if form.errors else 200)
+
+
+@require_GET
+@require_perm("view_campaign")
+def import_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    campaign = selectors.campaign_for(request.user, slug)
+    feed_import = selectors.import_for(campaign, pk)
+    finished = feed_import.status in (feed_import.DONE, feed_import.FAILED)
+    issues_page = None
+    if finished:
+        paginator = Paginator(selectors.import_issues(feed_import), 50)
+        issues_page = paginator.get_page(request.GET.get("page"))
+    return render(request, "campaign/import_detail.html", {
+        "campaign": campaign,
+        "feed_import": feed_import,
+        "finished": finished,
+        "issues_page": issues_page,
+        "status_url": reverse("import_status", args=[campaign.slug, feed_import.pk]),
+    })
+
+
+def import_status_data(feed_import) -> dict:
+    return {
+        "id": feed_import.pk,
+        "status": feed_import.status,
+        "finished": feed_import.status in (feed_import.DONE, feed_import.FAILED),
+        "progress_percent": feed_import.progress_percent,
+        "bytes_read": feed_import.bytes_read,
+        "bytes_total": feed_import.bytes_total,
+        "lines": feed_import.lines,
+        "added": feed_import.added,
+        "known": feed_import.known,
+        "rejected": feed_import.rejected,
+        "duplicates": feed_import.duplicates,
+        "summary": feed_import.summary_line,
+        "error": feed_import.error,
+    }
+
+
+@require_GET
+@require_perm("view_campaign")
+def import_status(request: HttpRequest, slug: str, pk: int) -> JsonResponse:
+    campaign = selectors.campaign_for(request.user, slug)
+    feed_import = selectors.import_for(campaign, pk)
+    response = JsonResponse(import_status_data(feed_import))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_GET
+@require_perm("view_campaign")
+def host_list(request: HttpRequest, slug: str) -> HttpResponse:
+    campaign = selectors.campaign_for(request.user, slug)
+    form = HostFilterForm(request.GET or None)
+    page = None
+    if not form.is_bound or form.is_valid():
+        data = form.cleaned_data if form.is_bound else {}
+        try:
+            qs = selectors.filter_hosts(
+                campaign,
+                state=data.get("state") or "",
+                kind=data.get("kind") or "",
+                country=data.get("country") or "",
+                ip=data.get("q"),
+            )
+            page = selectors.host_page(qs, after=data.get("after"), before=data.get("before"))
+        except selectors.UnsupportedSearch as exc:
+            form.add_error("q", str(exc))
+    # Paging links keep the filters and replace only the cursor.
+    params = request.GET.copy()
+    for key in ("after", "before"):
+        params.pop(key, None)
+    return render(request, "campaign/host_list.html", {
+        "campaign": campaign,
+        "form": form,
+        "page": page,
+        "filter_query": params.urlencode(),
+    })
+
+
+@require_GET
+@require_perm("view_campaign")
+def host_detail(request: HttpRequest, slug: str, ip: str) -> HttpResponse:
+    campaign = selectors.campaign_for(request.user, slug)
+    host = selectors.host_by_ip(campaign, ip)
+    return render(request, "campaign/host_detail.html", {
+        "campaign": campaign,
+        "detail": selectors.host_detail(host),
+    })

@@ -1,0 +1,273 @@
+"""Feed imports: create, queue and execute. Views, commands and the Celery task call these."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone
+
+from campaign import kinds as kind_bits
+from campaign.audit import record
+from campaign.feeds.lines import head_lines, numbered_lines
+from campaign.feeds.parsers import FORMATS, Entry, FormatError, Issue, detect_format, parse
+from campaign.models import Campaign, Feed, FeedImport, ImportLineIssue
+from campaign.outbound import FetchError, fetch_url_to_file, get_policy
+from campaign.roles import has_perm
+from campaign.staging import Staging
+
+log = logging.getLogger(__name__)
+
+CHUNK = 50_000
+Progress = Callable[[FeedImport], None]
+
+
+def _is_url(source: str) -> bool:
+    return source.lower().startswith(("http://", "https://"))
+
+
+def import_dir(import_id: int) -> Path:
+    return Path(settings.MEDIA_ROOT) / "imports" / str(import_id)
+
+
+def _feed_for(source: str, fmt: str) -> Feed:
+    if _is_url(source):
+        feed, _ = Feed.objects.get_or_create(name=source[:200], defaults={"url": source[:2000],
+                                                                          "format": fmt})
+    else:
+        feed, _ = Feed.objects.get_or_create(name=os.path.basename(source)[:200] or "upload",
+                                             defaults={"format": fmt})
+    return feed
+
+
+def resolve_kind(campaign: Campaign, kind: str | None, fmt: str) -> int:
+    """The kind an import's hosts are suspected of.
+
+    Explicit `kind` wins; else the campaign's kind when it has just one; else proxy lists
+    (ip:port, scan CSVs) are proxies. A plain list for a two-kind campaign must say.
+    """
+    if kind:
+        if kind not in kind_bits.KIND_BITS:
+            raise ValidationError(f"unknown kind {kind!r} (expected relay or proxy)")
+        bit = kind_bits.KIND_BITS[kind]
+        if not campaign.kinds & bit:
+            raise ValidationError(f"campaign {campaign.slug} does not target {kind} hosts")
+        return bit
+    if campaign.kinds in (kind_bits.RELAY, kind_bits.PROXY):
+        return campaign.kinds
+    if fmt in ("ipport", "csv"):
+        return kind_bits.PROXY
+    return 0  # decided after format detection, or refused then
+
+
+def create_import(
+    *,
+    campaign: Campaign,
+    actor=None,
+    source: str,
+    fmt: str = "auto",
+    kind: str | None = None,
+    upload: UploadedFile | BinaryIO | None = None,
+) -> FeedImport:
+    """Validate the request and record a queued import; an upload is stored on disk."""
+    if actor is not None and not has_perm(actor, "import_feed"):
+        raise PermissionDenied(f"{actor} may not import feeds")
+    if fmt != "auto" and fmt not in FORMATS:
+        raise ValidationError(f"unknown format {fmt!r} (expected auto or {', '.join(FORMATS)})")
+    if not source:
+        raise ValidationError("give a file or a URL")
+    if upload is None and not _is_url(source):
+        path = Path(source)
+        if not path.is_file():
+            raise ValidationError(f"no such file: {source}")
+        if path.stat().st_size > settings.FEED_MAX_BYTES:
+            raise ValidationError(f"{source} is over the {settings.FEED_MAX_BYTES}-byte limit")
+    if _is_url(source):
+        parts = urlsplit(source)
+        if not parts.hostname:
+            raise ValidationError(f"not a URL: {source}")
+    bit = resolve_kind(campaign, kind, fmt)
+    with transaction.atomic():
+        feed_import = FeedImport.objects.create(
+            campaign=campaign,
+            feed=_feed_for(source, fmt),
+            source=source[:2000],
+            requested_format=fmt,
+            kind=bit,
+            created_by=actor if getattr(actor, "pk", None) else None,
+        )
+        if upload is not None:
+            target = import_dir(feed_import.pk)
+            target.mkdir(parents=True, exist_ok=True)
+            stored = target / "feed"
+            size = 0
+            with stored.open("wb") as out:
+                chunks = upload.chunks() if hasattr(upload, "chunks") else iter(
+                    lambda: upload.read(1 << 20), b"")
+                for chunk in chunks:
+                    size += len(chunk)
+                    if size > settings.FEED_MAX_BYTES:
+                        raise ValidationError(
+                            f"the file is over the {settings.FEED_MAX_BYTES}-byte limit")
+                    out.write(chunk)
+            feed_import.stored_file = str(stored)
+            feed_import.bytes_total = size
+            feed_import.save(update_fields=["stored_file", "bytes_total"])
+        record("import.create", actor=actor, campaign_id=campaign.pk, obj=feed_import,
+               data={"source": source[:500], "format": fmt, "kind": kind or ""})
+    return feed_import
+
+
+def queue_import(feed_import: FeedImport) -> None:
+    from campaign.tasks import run_import
+
+    transaction.on_commit(lambda: run_import.delay(feed_import.pk))
+
+
+class _CountingLines:
+    """Wraps numbered_lines to remember the last physical line number and bytes read."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.last_line = 0
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        for line_no, text in numbered_lines(self.stream):
+            self.last_line = line_no
+            yield line_no, text
+
+
+def _open_source(feed_import: FeedImport) -> BinaryIO:
+    if feed_import.stored_file:
+        return open(feed_import.stored_file, "rb")  # noqa: SIM115 - closed by the caller
+    if _is_url(feed_import.source):
+        target = import_dir(feed_import.pk)
+        target.mkdir(parents=True, exist_ok=True)
+        path = target / "fetched"
+        with path.open("wb") as out:
+            fetch_url_to_file(feed_import.source, out, max_bytes=settings.FEED_MAX_BYTES)
+        return path.open("rb")
+    return open(feed_import.source, "rb")  # noqa: SIM115
+
+
+def execute_import(import_id: int, *, progress: Progress | None = None) -> FeedImport:
+    """Run one import to the end. Safe to call again after a crash: it starts over cleanly.
+
+    Raises FormatError / FetchError after recording them on the import (status failed).
+    """
+    feed_import = FeedImport.objects.select_related("campaign").get(pk=import_id)
+    if feed_import.status == FeedImport.DONE:
+        return feed_import
+    FeedImport.objects.filter(pk=import_id).update(
+        status=FeedImport.RUNNING, started_at=timezone.now(), error="", bytes_read=0, lines=0
+    )
+    # A retried run starts from scratch: drop what a killed attempt left behind.
+    ImportLineIssue.objects.filter(feed_import_id=import_id).delete()
+    staging = Staging(import_id)
+    try:
+        with _open_source(feed_import) as stream:
+            stream.seek(0, os.SEEK_END)
+            total = stream.tell()
+            stream.seek(0)
+            fmt = feed_import.requested_format
+            if fmt == "auto":
+                fmt = detect_format(head_lines(stream))
+            kind = feed_import.kind or resolve_kind(feed_import.campaign, None, fmt)
+            if not kind:
+                raise FormatError(
+                    f"campaign {feed_import.campaign.slug} targets relays and proxies; "
+                    "say which this feed lists (--kind relay or --kind proxy)"
+                )
+            FeedImport.objects.filter(pk=import_id).update(
+                detected_format=fmt, kind=kind, bytes_total=total
+            )
+            feed_import.detected_format, feed_import.kind = fmt, kind
+            feed_import.bytes_total = total
+            staging.create()
+            rejected = _stream_into_staging(feed_import, stream, fmt, staging, progress)
+        with transaction.atomic():
+            counts = staging.merge(
+                import_id=import_id, campaign_id=feed_import.campaign_id, kind=kind,
+                now=timezone.now(),
+            )
+            feed_import.added = counts.added
+            feed_import.known = counts.known
+            feed_import.duplicates = counts.duplicates
+            feed_import.rejected = rejected + counts.networks
+            feed_import.status = FeedImport.DONE
+            feed_import.bytes_read = total
+            feed_import.finished_at = timezone.now()
+            feed_import.save(update_fields=[
+                "added", "known", "duplicates", "rejected", "status", "bytes_read",
+                "finished_at", "lines",
+            ])
+            record("import.done", campaign_id=feed_import.campaign_id, obj=feed_import,
+                   data={"summary": feed_import.summary_line})
+    except (FormatError, FetchError, OSError) as exc:
+        _fail(feed_import, str(exc))
+        raise
+    except Exception as exc:
+        _fail(feed_import, f"internal error: {exc.__class__.__name__}: {exc}")
+        raise
+    finally:
+        staging.drop()
+    if progress:
+        progress(feed_import)
+    return feed_import
+
+
+def _stream_into_staging(
+    feed_import: FeedImport, stream: BinaryIO, fmt: str, staging: Staging,
+    progress: Progress | None,
+) -> int:
+    lines = _CountingLines(stream)
+    entries: list[Entry] = []
+    issues: list[ImportLineIssue] = []
+    rejected = 0
+
+    def flush() -> None:
+        nonlocal entries, issues
+        staging.load(entries)
+        ImportLineIssue.objects.bulk_create(issues, batch_size=5000)
+        entries, issues = [], []
+        feed_import.bytes_read = stream.tell()
+        feed_import.lines = lines.last_line
+        FeedImport.objects.filter(pk=feed_import.pk).update(
+            bytes_read=feed_import.bytes_read, lines=feed_import.lines
+        )
+        if progress:
+            progress(feed_import)
+
+    for item in parse(lines, fmt, get_policy()):
+        if type(item) is Entry:
+            entries.append(item)
+            if len(entries) >= CHUNK:
+                flush()
+        else:
+            assert isinstance(item, Issue)
+            rejected += 1
+            issues.append(ImportLineIssue(
+                feed_import_id=feed_import.pk, line_no=item.line_no,
+                content=item.content[:200].replace("\x00", "\\0"), reason=item.reason,
+                message=item.message[:300], rejected=True,
+            ))
+            if len(issues) >= CHUNK:
+                flush()
+    flush()
+    return rejected
+
+
+def _fail(feed_import: FeedImport, message: str) -> None:
+    log.warning("import %s failed: %s", feed_import.pk, message)
+    FeedImport.objects.filter(pk=feed_import.pk).update(
+        status=FeedImport.FAILED, error=message[:2000], finished_at=timezone.now()
+    )
+    feed_import.status, feed_import.error = FeedImport.FAILED, message

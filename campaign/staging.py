@@ -1,0 +1,258 @@
+"""Set-based merge of a parsed feed into hosts and sightings.
+
+Parsed entries are streamed into a per-import staging table (PostgreSQL `COPY` into an
+UNLOGGED table; batched inserts on SQLite), then one transaction decides duplicates,
+rejects networks, upserts hosts and inserts sightings with a handful of statements. This is
+what makes a million-line import take seconds instead of minutes, with flat memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.db import connection
+
+from campaign.feeds.parsers import Entry
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": ""})
+
+
+def _copy_text(value: str) -> str:
+    return value.translate(_ESCAPES)
+
+
+@dataclass
+class MergeCounts:
+    added: int
+    known: int
+    duplicates: int
+    networks: int
+
+
+class Staging:
+    """One import's staging table on the default database connection."""
+
+    def __init__(self, import_id: int) -> None:
+        self.table = f"campaign_import_stg_{int(import_id)}"
+        self.postgres = connection.vendor == "postgresql"
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def create(self) -> None:
+        self.drop()
+        ip_type = "inet" if self.postgres else "text"
+        unlogged = "UNLOGGED " if self.postgres else ""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"CREATE {unlogged}TABLE {self.table} ("
+                f"line_no integer NOT NULL, ip {ip_type} NOT NULL, port integer, "
+                "tag text NOT NULL DEFAULT '', seen_at text, evidence text, "
+                "country varchar(2) NOT NULL DEFAULT '', asn bigint, dkey text NOT NULL, "
+                "net_note text)"
+            )
+
+    def drop(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
+
+    # -- loading ---------------------------------------------------------------------------
+    @staticmethod
+    def _dkey(entry: Entry) -> str:
+        key = entry.dedup_key
+        # CSV keys are whole rows: keep the staging table small and free of odd bytes.
+        return hashlib.blake2b(key.encode(), digest_size=16).hexdigest() if len(key) > 64 else key
+
+    def load(self, entries: Iterable[Entry]) -> None:
+        if self.postgres:
+            self._load_copy(entries)
+        else:
+            self._load_insert(entries)
+
+    def _load_copy(self, entries: Iterable[Entry]) -> None:
+        buffer = io.StringIO()
+        write = buffer.write
+        for e in entries:
+            if e.port is None and not e.tag and e.seen_at is None and e.evidence is None \
+                    and not e.network_note and not e.country and e.asn is None:
+                # The common case of a plain IP list: nothing to escape.
+                write(f"{e.line_no}\t{e.ip}\t\\N\t\t\\N\t\\N\t\t\\N\t{e.ip}\t\\N\n")
+                continue
+            write(
+                "\t".join((
+                    str(e.line_no),
+                    e.ip,
+                    str(e.port) if e.port is not None else "\\N",
+                    _copy_text(e.tag),
+                    e.seen_at.isoformat() if e.seen_at else "\\N",
+                    _copy_text(json.dumps(e.evidence)) if e.evidence else "\\N",
+                    e.country,
+                    str(e.asn) if e.asn is not None else "\\N",
+                    _copy_text(self._dkey(e)),
+                    _copy_text(e.network_note) if e.network_note else "\\N",
+                )) + "\n"
+            )
+        buffer.seek(0)
+        with connection.cursor() as cursor:
+            cursor.cursor.copy_expert(
+                f"COPY {self.table} (line_no, ip, port, tag, seen_at, evidence, country, asn, "
+                "dkey, net_note) FROM STDIN",
+                buffer,
+            )
+
+    def _load_insert(self, entries: Iterable[Entry]) -> None:
+        rows = [
+            (
+                e.line_no, e.ip, e.port, e.tag.replace("\x00", ""),
+                _sqlite_time(e.seen_at) if e.seen_at else None,
+                json.dumps(e.evidence) if e.evidence else None,
+                e.country, e.asn, self._dkey(e), e.network_note or None,
+            )
+            for e in entries
+        ]
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO {self.table} (line_no, ip, port, tag, seen_at, evidence, country, "
+                "asn, dkey, net_note) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                rows,
+            )
+
+    # -- merging (call inside one transaction) ---------------------------------------------
+    def merge(self, *, import_id: int, campaign_id: int, kind: int, now: datetime) -> MergeCounts:
+        t = self.table
+        now_value = now if self.postgres else _sqlite_time(now)
+        seen = "COALESCE(s.seen_at::timestamptz, %(now)s)" if self.postgres \
+            else "COALESCE(s.seen_at, %(now)s)"
+        params = {"imp": import_id, "campaign": campaign_id, "kind": kind, "now": now_value}
+        shown = (
+            "CASE WHEN s.net_note IS NOT NULL THEN s.dkey "
+            f"WHEN s.port IS NOT NULL THEN {self._ip_text('s.ip')} || ':' || s.port "
+            f"ELSE {self._ip_text('s.ip')} END"
+        )
+        with connection.cursor() as cursor:
+            # 1. Duplicates within the file: every line after the first with the same key.
+            cursor.execute(
+                f"""
+                INSERT INTO campaign_importlineissue
+                    (feed_import_id, line_no, content, reason, message, rejected)
+                SELECT %(imp)s, s.line_no, substr({shown}, 1, 200), 'duplicate',
+                       'duplicate of line ' || f.first_line, %(false)s
+                FROM {t} s
+                JOIN (SELECT dkey, min(line_no) AS first_line FROM {t}
+                      GROUP BY dkey HAVING count(*) > 1) f ON f.dkey = s.dkey
+                WHERE s.line_no <> f.first_line
+                """,
+                {**params, "false": False},
+            )
+            duplicates = cursor.rowcount
+            if duplicates:
+                cursor.execute(
+                    f"DELETE FROM {t} WHERE line_no IN (SELECT line_no FROM "
+                    "campaign_importlineissue WHERE feed_import_id = %(imp)s "
+                    "AND reason = 'duplicate')",
+                    params,
+                )
+            # 2. Networks larger than one address: rejected, we notify hosts only.
+            cursor.execute(
+                f"""
+                INSERT INTO campaign_importlineissue
+                    (feed_import_id, line_no, content, reason, message, rejected)
+                SELECT %(imp)s, s.line_no, substr(s.dkey, 1, 200), 'network',
+                       substr(s.net_note, 1, 300), %(true)s
+                FROM {t} s WHERE s.net_note IS NOT NULL
+                """,
+                {**params, "true": True},
+            )
+            networks = cursor.rowcount
+            # 3. Hosts: insert new ones, widen kinds and seen times of known ones.
+            added, known = (self._upsert_hosts_pg if self.postgres else self._upsert_hosts_sqlite)(
+                cursor, params, seen
+            )
+            # 4. Sightings: one per remaining host line.
+            cursor.execute(
+                f"""
+                INSERT INTO campaign_sighting
+                    (host_id, feed_import_id, line_no, seen_at, port, kind, tag, evidence)
+                SELECT h.id, %(imp)s, s.line_no, {seen}, s.port, %(kind)s, s.tag,
+                       {"s.evidence::jsonb" if self.postgres else "s.evidence"}
+                FROM {t} s
+                JOIN campaign_host h ON h.campaign_id = %(campaign)s AND h.ip = s.ip
+                WHERE s.net_note IS NULL
+                """,
+                params,
+            )
+        return MergeCounts(added=added, known=known, duplicates=duplicates, networks=networks)
+
+    def _ip_text(self, column: str) -> str:
+        return f"host({column})" if self.postgres else column
+
+    def _upsert_hosts_pg(self, cursor, params, seen) -> tuple[int, int]:
+        cursor.execute(
+            f"""
+            WITH src AS (
+                SELECT s.ip, max(s.country) AS country, max(s.asn) AS asn,
+                       min({seen}) AS first_seen, max({seen}) AS last_seen
+                FROM {self.table} s WHERE s.net_note IS NULL GROUP BY s.ip
+            ), upsert AS (
+                INSERT INTO campaign_host AS h (campaign_id, ip, kinds, state, country, asn,
+                    first_seen, last_seen, state_changed_at)
+                SELECT %(campaign)s, ip, %(kind)s, 'imported', country, asn,
+                       first_seen, last_seen, %(now)s
+                FROM src
+                ON CONFLICT (campaign_id, ip) DO UPDATE SET
+                    kinds = h.kinds | EXCLUDED.kinds,
+                    first_seen = LEAST(h.first_seen, EXCLUDED.first_seen),
+                    last_seen = GREATEST(h.last_seen, EXCLUDED.last_seen),
+                    country = CASE WHEN h.country = '' THEN EXCLUDED.country ELSE h.country END,
+                    asn = COALESCE(h.asn, EXCLUDED.asn)
+                RETURNING (xmax = 0) AS inserted
+            )
+            SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
+            FROM upsert
+            """,
+            params,
+        )
+        added, known = cursor.fetchone()
+        return added, known
+
+    def _upsert_hosts_sqlite(self, cursor, params, seen) -> tuple[int, int]:
+        t = self.table
+        cursor.execute(
+            f"SELECT count(DISTINCT s.ip) FROM {t} s WHERE s.net_note IS NULL AND EXISTS "
+            "(SELECT 1 FROM campaign_host h WHERE h.campaign_id = %(campaign)s AND h.ip = s.ip)",
+            params,
+        )
+        known = cursor.fetchone()[0]
+        cursor.execute(
+            f"""
+            INSERT INTO campaign_host (campaign_id, ip, kinds, state, country, asn,
+                first_seen, last_seen, state_changed_at)
+            SELECT %(campaign)s, ip, %(kind)s, 'imported', country, asn,
+                   first_seen, last_seen, %(now)s
+            FROM (SELECT s.ip, max(s.country) AS country, max(s.asn) AS asn,
+                         min({seen}) AS first_seen, max({seen}) AS last_seen
+                  FROM {t} s WHERE s.net_note IS NULL GROUP BY s.ip) AS src
+            WHERE true
+            ON CONFLICT (campaign_id, ip) DO UPDATE SET
+                kinds = campaign_host.kinds | excluded.kinds,
+                first_seen = min(campaign_host.first_seen, excluded.first_seen),
+                last_seen = max(campaign_host.last_seen, excluded.last_seen),
+                country = CASE WHEN campaign_host.country = '' THEN excluded.country
+                          ELSE campaign_host.country END,
+                asn = COALESCE(campaign_host.asn, excluded.asn)
+            """,
+            params,
+        )
+        cursor.execute(f"SELECT count(DISTINCT ip) FROM {t} WHERE net_note IS NULL")
+        distinct = cursor.fetchone()[0]
+        return distinct - known, known
+
+
+def _sqlite_time(value: datetime) -> str:
+    # Django's SQLite backend stores aware datetimes as naive UTC text in this shape.
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")

@@ -1,0 +1,21 @@
+from celery import shared_task
+
+from campaign.feeds.parsers import FormatError
+from campaign.outbound import FetchError
+
+
+@shared_task(bind=True, max_retries=5, default_retry_delay=60)
+def run_import(self, import_id: int) -> str:
+    from campaign.imports import execute_import
+    from campaign.models import FeedImport
+
+    if not FeedImport.objects.filter(pk=import_id).exists():
+        return "gone"
+    try:
+        return execute_import(import_id).summary_line
+    except FetchError as exc:
+        if exc.permanent:
+            return f"failed: {exc}"
+        raise self.retry(exc=exc) from exc
+    except FormatError as exc:
+        return f"failed: {exc}"
