@@ -45,7 +45,8 @@ class ImportForm(forms.Form):
 class HostFilterForm(forms.Form):
     state = forms.ChoiceField(
         label="State", required=False,
-        choices=[("", "Any state")] + [(s, states.HOST_STATE_LABELS[s]) for s in states.HOST_STATES],
+        choices=[("", "Any state")]
+        + [(s, states.HOST_STATE_LABELS[s]) for s in states.HOST_STATES],
     )
     kind = forms.ChoiceField(
         label="Kind", required=False,

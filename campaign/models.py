@@ -165,7 +165,14 @@ class ImportLineIssue(models.Model):
 
 
 class Host(models.Model):
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="hosts")
+    # No separate index on campaign: the unique (campaign, ip) constraint leads with it.
+    # No database FK check either: it is a trigger per inserted row (seconds per million),
+    # and hosts are only inserted by the import merge, which holds the campaign row locked
+    # (FOR KEY SHARE, what the FK check itself would take). Django still cascades deletes.
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="hosts", db_index=False,
+        db_constraint=False,
+    )
     ip = models.GenericIPAddressField(unpack_ipv4=False)
     kinds = models.PositiveSmallIntegerField(default=0)
     state = models.CharField(
@@ -203,10 +210,23 @@ class Host(models.Model):
 
 
 class Sighting(models.Model):
-    """One feed line that named a host: the evidence that it is suspected at all."""
+    """One feed line that named a host: the evidence that it is suspected at all.
 
-    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="sightings")
-    feed_import = models.ForeignKey(FeedImport, on_delete=models.CASCADE, related_name="+")
+    Sightings are written only by the set-based import merge, which joins them to hosts of
+    the same transaction, so the database-level FK checks (a trigger per row: seconds per
+    million lines) are left out; Django still cascades deletes.
+    """
+
+    # Indexes: (host, seen_at) below serves "sightings of a host"; every extra index on
+    # this, the largest table, costs import time per line.
+    host = models.ForeignKey(
+        Host, on_delete=models.CASCADE, related_name="sightings", db_constraint=False,
+        db_index=False,
+    )
+    feed_import = models.ForeignKey(
+        FeedImport, on_delete=models.CASCADE, related_name="+", db_constraint=False,
+        db_index=False,
+    )
     line_no = models.PositiveIntegerField()
     seen_at = models.DateTimeField()
     port = models.PositiveIntegerField(null=True, blank=True)

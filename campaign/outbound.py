@@ -107,9 +107,8 @@ def fetch_url_to_file(
         pinned = parts._replace(netloc=f"{host_for_url}:{port}").geturl()
         headers = {"Host": parts.netloc.rsplit("@", 1)[-1], "User-Agent": USER_AGENT}
         try:
-            with httpx.stream(
-                "GET", pinned, headers=headers, timeout=timeout, follow_redirects=False,
-                extensions={"sni_hostname": parts.hostname},
+            with httpx.Client(timeout=timeout, follow_redirects=False) as client, client.stream(
+                "GET", pinned, headers=headers, extensions={"sni_hostname": parts.hostname},
             ) as response:
                 if response.is_redirect:
                     url = urljoin(url, response.headers.get("location", ""))

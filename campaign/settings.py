@@ -164,6 +164,8 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+# Hourly: re-probe hosts whose last probe is older than their campaign's interval.
+CELERY_BEAT_SCHEDULE["probes-reprobe-due"] = {"task": "probes.reprobe_due", "schedule": 3600.0}
 
 # Mail
 _email = email_settings_from_url(env_str("EMAIL_URL", "console:"))
@@ -183,6 +185,10 @@ PROBE_CANARY_ADDR = env_str("PROBE_CANARY_ADDR", "")
 PROBE_TIMEOUT = env_float("PROBE_TIMEOUT", 5.0)
 RDAP_BOOTSTRAP_URL = env_str("RDAP_BOOTSTRAP_URL", "https://data.iana.org/rdap/")
 WHOIS_IANA_SERVER = env_str("WHOIS_IANA_SERVER", "whois.iana.org:43")
+# Abuse contacts: how long one registry answer stands for its whole network, and the steady
+# pace of look-ups per registry (0 = unpaced; 429s and refusals still back off).
+CONTACT_CACHE_DAYS = env_float("CONTACT_CACHE_DAYS", 30)
+CONTACT_LOOKUPS_PER_SECOND = float(env_str("CONTACT_LOOKUPS_PER_SECOND", "") or 10)
 
 LOGGING = {
     "version": 1,

@@ -30,7 +30,9 @@ def campaign(agency):
 def make_user(username: str, role: str, agency_name: str | None = None):
     from campaign.services import add_user
 
-    return add_user(username=username, role=role, password="correct-horse-9", agency_name=agency_name)
+    return add_user(
+        username=username, role=role, password="correct-horse-9", agency_name=agency_name
+    )
 
 
 @pytest.fixture
