@@ -283,7 +283,7 @@ class _TimedCursor:
     def execute(self, sql: str, params=None):
         start = time.perf_counter()
         result = self._cursor.execute(sql, params)
-        log.info("merge step %.2fs: %s", time.perf_counter() - start, " ".join(sql.split())[:60])
+        log.debug("merge step %.2fs: %s", time.perf_counter() - start, " ".join(sql.split())[:60])
         return result
 
     def __getattr__(self, name):
