@@ -97,7 +97,7 @@ class AddressPolicy:
         if not self.allowed and "." in text and ":" not in text:
             try:
                 packed = socket.inet_pton(socket.AF_INET, text)
-            except OSError:
+            except (OSError, ValueError):  # ValueError: embedded NUL
                 raise AddressRejected("invalid", "not an IP address") from None
             if packed[0] not in _SLOW_FIRST_OCTETS:
                 return text  # inet_pton accepted it, so it is already canonical

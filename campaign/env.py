@@ -71,10 +71,14 @@ def email_settings_from_url(url: str) -> dict[str, object]:
     if scheme in {"smtp", "smtp+tls", "smtps"}:
         if not parts.hostname:
             raise ImproperlyConfigured(f"EMAIL_URL={url!r} names no host")
+        try:
+            port = parts.port
+        except ValueError:  # urlsplit raises only when .port is read
+            raise ImproperlyConfigured(f"EMAIL_URL={url!r} has a bad port") from None
         return {
             "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
             "EMAIL_HOST": parts.hostname,
-            "EMAIL_PORT": parts.port or (465 if scheme == "smtps" else 25),
+            "EMAIL_PORT": port or (465 if scheme == "smtps" else 25),
             "EMAIL_HOST_USER": unquote(parts.username or ""),
             "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
             "EMAIL_USE_TLS": scheme == "smtp+tls",

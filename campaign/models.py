@@ -163,6 +163,9 @@ class ImportLineIssue(models.Model):
         ordering = ["feed_import", "line_no"]
         indexes = [models.Index(fields=["feed_import", "line_no"])]
 
+    def __str__(self) -> str:
+        return f"line {self.line_no}: {self.reason}"
+
 
 class Host(models.Model):
     # No separate index on campaign: the unique (campaign, ip) constraint leads with it.
@@ -236,6 +239,9 @@ class Sighting(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["host", "seen_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.host_id} line {self.line_no}"
 
 
 class AuditEvent(models.Model):

@@ -107,7 +107,10 @@ def fetch_url_to_file(
         pinned = parts._replace(netloc=f"{host_for_url}:{port}").geturl()
         headers = {"Host": parts.netloc.rsplit("@", 1)[-1], "User-Agent": USER_AGENT}
         try:
-            with httpx.Client(timeout=timeout, follow_redirects=False) as client, client.stream(
+            # trust_env=False: a proxy from the environment would bypass the address pinning.
+            with httpx.Client(
+                timeout=timeout, follow_redirects=False, trust_env=False
+            ) as client, client.stream(
                 "GET", pinned, headers=headers, extensions={"sni_hostname": parts.hostname},
             ) as response:
                 if response.is_redirect:

@@ -166,6 +166,14 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 # Hourly: re-probe hosts whose last probe is older than their campaign's interval.
 CELERY_BEAT_SCHEDULE["probes-reprobe-due"] = {"task": "probes.reprobe_due", "schedule": 3600.0}
+# Every 10 minutes: contacts for newly verified hosts, and retries whose time has come.
+CELERY_BEAT_SCHEDULE["contacts-resolve-due"] = {
+    "task": "probes.resolve_due_contacts", "schedule": 600.0,
+}
+# Weekly: IANA's RDAP bootstrap files (the shipped snapshot stays as fallback).
+CELERY_BEAT_SCHEDULE["contacts-refresh-bootstrap"] = {
+    "task": "probes.refresh_rdap_bootstrap", "schedule": 7 * 86400.0,
+}
 
 # Mail
 _email = email_settings_from_url(env_str("EMAIL_URL", "console:"))
@@ -189,6 +197,7 @@ WHOIS_IANA_SERVER = env_str("WHOIS_IANA_SERVER", "whois.iana.org:43")
 # pace of look-ups per registry (0 = unpaced; 429s and refusals still back off).
 CONTACT_CACHE_DAYS = env_float("CONTACT_CACHE_DAYS", 30)
 CONTACT_LOOKUPS_PER_SECOND = float(env_str("CONTACT_LOOKUPS_PER_SECOND", "") or 10)
+RDAP_BOOTSTRAP_DIR = VAR_DIR / "rdap"
 
 LOGGING = {
     "version": 1,
@@ -196,5 +205,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # httpx logs every request at INFO: thousands of lines per RDAP run.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }

@@ -1,3 +1,6 @@
+# The only SQL built from strings here is the staging table name, made from an integer
+# import id; every value goes in as a query parameter.
+# ruff: noqa: S608
 """Set-based merge of a parsed feed into hosts and sightings.
 
 Parsed entries are streamed into a per-import staging table (PostgreSQL `COPY` into an

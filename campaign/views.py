@@ -18,6 +18,8 @@ from campaign import selectors
 from campaign.forms import HostFilterForm, ImportForm
 from campaign.roles import has_perm
 from campaign.services import visible_campaigns
+from probes.forms import ProbeRunForm
+from probes.verification.selectors import host_probe_history, latest_run
 
 
 def require_perm(codename: str) -> Callable:
@@ -47,10 +49,14 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
 @require_perm("view_campaign")
 def campaign_detail(request: HttpRequest, slug: str) -> HttpResponse:
     campaign = selectors.campaign_for(request.user, slug)
+    probe_run = latest_run(campaign)
     return render(request, "campaign/campaign_detail.html", {
         "campaign": campaign,
         "counts": selectors.campaign_counts(campaign),
         "imports": selectors.recent_imports(campaign),
+        "probe_run": probe_run,
+        "probe_run_finished": probe_run is None or probe_run.status in ("done", "failed"),
+        "probe_form": ProbeRunForm() if has_perm(request.user, "run_probes") else None,
     })
 
 
@@ -170,4 +176,5 @@ def host_detail(request: HttpRequest, slug: str, ip: str) -> HttpResponse:
     return render(request, "campaign/host_detail.html", {
         "campaign": campaign,
         "detail": selectors.host_detail(host),
+        "probes": host_probe_history(host),
     })

@@ -39,7 +39,8 @@ def numbered_lines(stream: BinaryIO, max_bytes: int = MAX_LINE_BYTES) -> Iterato
             if raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
         text = raw.decode("utf-8", "replace").rstrip("\r\n")
-        yield line_no, (LineTooLong(text[:200]) if too_long else text)
+        # lstrip: an indented overlong line must not look blank (and be skipped silently).
+        yield line_no, (LineTooLong(text.lstrip()[:200]) if too_long else text)
 
 
 def head_lines(stream: BinaryIO, count: int = 200) -> list[str]:

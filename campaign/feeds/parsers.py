@@ -119,7 +119,8 @@ def _split_host_port(text: str) -> tuple[str, str]:
 
 
 def _port(text: str) -> int:
-    port = int(text) if text.isdigit() and len(text) <= 6 else -1
+    # isascii: str.isdigit() also accepts '²' (int() then raises) and other scripts' digits.
+    port = int(text) if text.isascii() and text.isdigit() and len(text) <= 6 else -1
     if not 1 <= port <= 65535:
         raise AddressRejected("bad_port", f"port {text} out of range 1-65535")
     return port
@@ -263,9 +264,12 @@ def parse_csv_lines(lines: Lines, policy: AddressPolicy) -> Iterator[Parsed]:
             port=port,
             tag=values.get("tag", "").strip()[:100],
             seen_at=_csv_timestamp(values.get("timestamp", "")),
-            evidence={k: v for k, v in values.items() if v.strip() and k not in ("ip",)},
-            country=geo if len(geo) == 2 and geo.isalpha() else "",
-            asn=int(asn_text) if asn_text.isdigit() and len(asn_text) < 11 else None,
+            # No NUL: PostgreSQL's jsonb refuses \u0000 and would fail the whole import.
+            evidence={k: v.replace("\x00", "") for k, v in values.items()
+                      if v.strip() and k not in ("ip",)},
+            country=geo if len(geo) == 2 and geo.isascii() and geo.isalpha() else "",
+            asn=int(asn_text)
+            if asn_text.isascii() and asn_text.isdigit() and len(asn_text) < 11 else None,
         )
 
 

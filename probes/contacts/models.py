@@ -1,1 +1,212 @@
 """Abuse contacts, the network cache and the suppression list."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+__all__ = ["NetworkRecord", "Contact", "ContactOverride", "Suppression", "ContactRun",
+           "address_key"]
+
+
+def address_key(ip_text: str) -> tuple[int, str]:
+    """(version, 32 hex digits): sorts and compares like the address, in SQL as in Python."""
+    ip = ipaddress.ip_address(ip_text)
+    return ip.version, f"{int(ip):032x}"
+
+
+class NetworkRecord(models.Model):
+    """One registry answer, cached for every address in its range until it expires.
+
+    Ranges are kept as fixed-width hex keys so "which cached network holds this address" is
+    an indexed range query on any database (SQLite has no inet type).
+    """
+
+    FOUND = "found"
+    NO_CONTACT = "no_contact"
+    STATUS_CHOICES = [(FOUND, "Contact found"), (NO_CONTACT, "No contact")]
+
+    ip_version = models.PositiveSmallIntegerField()
+    start_key = models.CharField(max_length=32)
+    end_key = models.CharField(max_length=32)
+    start_address = models.GenericIPAddressField()
+    end_address = models.GenericIPAddressField()
+    cidrs = models.JSONField(default=list, blank=True)
+    name = models.CharField(max_length=100, blank=True)
+    handle = models.CharField(max_length=100, blank=True)
+    parent_handle = models.CharField(max_length=100, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    organisation = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=12, choices=STATUS_CHOICES, default=FOUND)
+    email = models.EmailField(blank=True)
+    confidence = models.CharField(max_length=10, blank=True)
+    role = models.CharField(max_length=20, blank=True)
+    contact_handle = models.CharField(max_length=100, blank=True)
+    candidates = models.JSONField(default=list, blank=True)
+    source = models.CharField(max_length=10, blank=True, help_text="rdap or whois")
+    server = models.CharField(max_length=300, blank=True)
+    # The registry's own words, for audit: what we were told, not what we made of it.
+    raw = models.TextField(blank=True)
+    evidence = models.JSONField(default=dict, blank=True)
+    fetched_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["ip_version", "start_key", "end_key"])]
+
+    def __str__(self) -> str:
+        return self.display_range
+
+    @property
+    def display_range(self) -> str:
+        if self.cidrs:
+            return ", ".join(self.cidrs)
+        if self.start_address == self.end_address:
+            return self.start_address
+        return f"{self.start_address} - {self.end_address}"
+
+    def holds(self, version: int, key: str) -> bool:
+        return self.ip_version == version and self.start_key <= key <= self.end_key
+
+
+class Contact(models.Model):
+    """Where to write about one host, with the evidence of where the answer came from."""
+
+    RESOLVED = "resolved"
+    NO_CONTACT = "no_contact"
+    FAILED = "failed"  # temporary: the host stays queued and is tried again later
+    SUPPRESSED = "suppressed"
+    STATUS_CHOICES = [
+        (RESOLVED, "Resolved"), (NO_CONTACT, "No contact"), (FAILED, "Failed, will retry"),
+        (SUPPRESSED, "On the do-not-contact list"),
+    ]
+
+    host = models.OneToOneField("campaign.Host", on_delete=models.CASCADE, related_name="contact")
+    network = models.ForeignKey(
+        NetworkRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts"
+    )
+    status = models.CharField(max_length=12, choices=STATUS_CHOICES)
+    email = models.EmailField(blank=True)
+    organisation = models.CharField(max_length=200, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    language = models.CharField(max_length=10, default="en")
+    language_overridden = models.BooleanField(default=False)
+    source = models.CharField(max_length=10, blank=True, help_text="rdap, whois or manual")
+    server = models.CharField(max_length=300, blank=True)
+    handle = models.CharField(max_length=100, blank=True)
+    confidence = models.CharField(max_length=10, blank=True)
+    fetched_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # A manual contact is kept through later look-ups until staff change it again.
+    manual = models.BooleanField(default=False)
+    overridden_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    override_reason = models.TextField(blank=True)
+    overridden_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return f"{self.host_id}: {self.email or self.status}"
+
+
+class ContactOverride(models.Model):
+    """Append-only history of hand-set contacts: who changed what, when and why."""
+
+    host = models.ForeignKey("campaign.Host", on_delete=models.CASCADE, related_name="+")
+    email = models.EmailField()
+    language = models.CharField(max_length=10, blank=True)
+    previous_email = models.EmailField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    reason = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.host_id} → {self.email} by {self.created_by_id}"
+
+
+class Suppression(models.Model):
+    """Do not contact: one address, or a whole domain (and its subdomains)."""
+
+    ADDRESS = "address"
+    DOMAIN = "domain"
+    KIND_CHOICES = [(ADDRESS, "Address"), (DOMAIN, "Domain")]
+
+    value = models.CharField(max_length=254, unique=True)
+    kind = models.CharField(max_length=8, choices=KIND_CHOICES)
+    reason = models.TextField()
+    source = models.CharField(max_length=20, default="manual",
+                              help_text="manual, bounce or complaint")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["value"]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ContactRun(models.Model):
+    """One resolve_contacts run (foreground or a worker's), with progress for the UI."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    STATUS_CHOICES = [(QUEUED, "Queued"), (RUNNING, "Running"), (DONE, "Done"), (FAILED, "Failed")]
+    PENDING = "pending"  # verified_open hosts without a fresh contact
+    ALL = "all"
+    DUE = "due"  # pending hosts whose retry time has come (the beat's run)
+    MODE_CHOICES = [(PENDING, "Pending hosts"), (ALL, "Every host"), (DUE, "Due retries")]
+
+    campaign = models.ForeignKey(
+        "campaign.Campaign", on_delete=models.CASCADE, related_name="contact_runs"
+    )
+    mode = models.CharField(max_length=8, choices=MODE_CHOICES, default=PENDING)
+    status = models.CharField(max_length=8, choices=STATUS_CHOICES, default=QUEUED)
+    task_id = models.CharField(max_length=64, blank=True)
+    hosts_total = models.PositiveIntegerField(default=0)
+    hosts_done = models.PositiveIntegerField(default=0)
+    resolved = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    queries = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"contact run #{self.pk} ({self.campaign_id})"
+
+    @property
+    def summary_line(self) -> str:
+        return (f"hosts={self.hosts_total} resolved={self.resolved} failed={self.failed} "
+                f"queries={self.queries}")
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status == self.DONE:
+            return 100
+        if not self.hosts_total:
+            return 0
+        return min(99, int(100 * self.hosts_done / self.hosts_total))

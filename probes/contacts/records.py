@@ -134,6 +134,7 @@ class LookupAnswer:
     candidates: list[Candidate]
     source: str  # "rdap" or "whois"
     server: str = ""
+    raw: str = ""  # the registry's answer as received (bounded), kept for audit
 
     def best(self) -> Candidate | None:
         if not self.candidates:

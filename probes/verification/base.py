@@ -78,15 +78,18 @@ class CheckOutcome:
     started_at: float = 0.0  # time.time()
     duration_ms: int = 0
     details: dict = field(default_factory=dict)
+    # Nothing accepted the TCP connection: other checks on this port need not knock again.
+    connect_failed: bool = False
 
 
 class ProbeFailure(Exception):
     """Ends a check early with a verdict (unreachable on timeouts, error on garbage)."""
 
-    def __init__(self, verdict: str, message: str) -> None:
+    def __init__(self, verdict: str, message: str, *, stage: str = "") -> None:
         super().__init__(message)
         self.verdict = verdict
         self.message = message
+        self.stage = stage  # "connect" when nothing could even be reached
 
 
 class Transcript:
@@ -148,11 +151,13 @@ class Session:
                 self.ip, self.port, timeout=self.config.timeout, limit=MAX_LINE
             )
         except TimeoutError:
-            raise ProbeFailure(UNREACHABLE, "connect timed out") from None
+            raise ProbeFailure(UNREACHABLE, "connect timed out", stage="connect") from None
         except ConnectionRefusedError:
-            raise ProbeFailure(UNREACHABLE, "connection refused") from None
+            raise ProbeFailure(UNREACHABLE, "connection refused", stage="connect") from None
         except OSError as exc:
-            raise ProbeFailure(UNREACHABLE, f"connect failed: {exc.strerror or exc}") from None
+            raise ProbeFailure(
+                UNREACHABLE, f"connect failed: {exc.strerror or exc}", stage="connect"
+            ) from None
 
     async def send(self, data: bytes, *, show: bytes | str | None = None) -> None:
         assert self.writer is not None
@@ -179,6 +184,11 @@ class Session:
             raise ProbeFailure(
                 ERROR if (self.received or exc.partial) else UNREACHABLE,
                 f"connection closed by the server while waiting for {what}",
+            ) from None
+        except ConnectionResetError:
+            raise ProbeFailure(
+                ERROR if self.received else UNREACHABLE,
+                f"connection closed by the server (reset) while waiting for {what}",
             ) from None
         except ValueError:  # StreamReader's "separator is not found, chunk exceed the limit"
             raise ProbeFailure(ERROR, f"{what} longer than {MAX_LINE} bytes") from None
@@ -245,7 +255,9 @@ class Session:
 CheckFn = Callable[[str, int, ProbeConfig, Transcript], Awaitable[CheckOutcome]]
 
 
-async def run_check(check: str, fn: CheckFn, ip: str, port: int, config: ProbeConfig) -> CheckOutcome:
+async def run_check(
+    check: str, fn: CheckFn, ip: str, port: int, config: ProbeConfig
+) -> CheckOutcome:
     """Run one check under its overall deadline, turning every failure into a verdict."""
     transcript = Transcript()
     started = time.time()
@@ -254,7 +266,8 @@ async def run_check(check: str, fn: CheckFn, ip: str, port: int, config: ProbeCo
         async with asyncio.timeout(config.deadline):
             outcome = await fn(ip, port, config, transcript)
     except ProbeFailure as exc:
-        outcome = CheckOutcome(check=check, port=port, verdict=exc.verdict, error=exc.message)
+        outcome = CheckOutcome(check=check, port=port, verdict=exc.verdict, error=exc.message,
+                               connect_failed=exc.stage == "connect")
     except TimeoutError:
         transcript.note(f"check exceeded its {config.deadline:g}s budget")
         outcome = CheckOutcome(

@@ -1,1 +1,99 @@
 """Probe runs and results (verification that a host is open)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from probes.verification.base import CHECKS, VERDICTS
+
+__all__ = ["ProbeRun", "ProbeResult"]
+
+
+class ProbeRun(models.Model):
+    """One batch of hosts probed for a campaign, with its progress and summary."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    STATUS_CHOICES = [(QUEUED, "Queued"), (RUNNING, "Running"), (DONE, "Done"), (FAILED, "Failed")]
+
+    campaign = models.ForeignKey(
+        "campaign.Campaign", on_delete=models.CASCADE, related_name="probe_runs"
+    )
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=QUEUED)
+    reason = models.CharField(max_length=40, default="manual", help_text="manual, reprobe, …")
+    state_filter = models.CharField(max_length=20, blank=True)
+    # The hosts chosen when the run was started: a retried chunk probes exactly these, even
+    # if probing has moved them to other states meanwhile.
+    host_ids = models.JSONField(default=list, blank=True)
+    total = models.PositiveIntegerField(default=0, help_text="hosts in the run")
+    done = models.PositiveIntegerField(default=0, help_text="hosts probed so far")
+    checks_done = models.PositiveIntegerField(default=0)
+    # Hosts by their overall verdict (open if any check was open, …).
+    open_count = models.PositiveIntegerField(default=0)
+    not_open_count = models.PositiveIntegerField(default=0)
+    unreachable_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"probe run #{self.pk} of {self.campaign_id}"
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status == self.DONE:
+            return 100
+        return min(99, int(100 * self.done / self.total)) if self.total else 0
+
+    @property
+    def by_verdict(self) -> dict[str, int]:
+        return {
+            "open": self.open_count,
+            "not_open": self.not_open_count,
+            "unreachable": self.unreachable_count,
+            "error": self.error_count,
+        }
+
+    @property
+    def summary_line(self) -> str:
+        counts = " ".join(f"{k}={v}" for k, v in self.by_verdict.items())
+        return f"probed={self.done} {counts}"
+
+
+class ProbeResult(models.Model):
+    """One check of one host on one port: evidence, kept forever (never overwritten)."""
+
+    run = models.ForeignKey(ProbeRun, on_delete=models.CASCADE, related_name="results")
+    host = models.ForeignKey("campaign.Host", on_delete=models.CASCADE, related_name="probes")
+    # Not `check`: that name would shadow Model.check(), Django's system-check hook.
+    check_name = models.CharField(max_length=20, choices=[(c, c) for c in CHECKS])
+    port = models.PositiveIntegerField()
+    verdict = models.CharField(max_length=12, choices=[(v, v) for v in VERDICTS])
+    variant = models.CharField(max_length=60, blank=True)
+    transcript = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["host", "check_name", "port", "id"]),
+            models.Index(fields=["run", "host"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.host_id} {self.check_name}:{self.port} {self.verdict}"

@@ -1,0 +1,35 @@
+"""Celery tasks for abuse contacts: thin wrappers that take ids and call one service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from probes.contacts import services
+from probes.contacts.models import ContactRun
+
+
+@shared_task(name="probes.resolve_contacts")
+def resolve_contacts(run_id: int) -> str | None:
+    """Do one queued ContactRun (from `resolve_contacts --background` or the campaign page)."""
+    run = services.execute_run(run_id)
+    return run.summary_line if run is not None else None
+
+
+@shared_task(name="probes.resolve_due_contacts")
+def resolve_due_contacts() -> int:
+    """Beat: resolve newly verified hosts and retry the ones whose registry was down."""
+    started = 0
+    for campaign in services.campaigns_with_due_hosts():
+        if ContactRun.objects.filter(
+            campaign=campaign, status__in=[ContactRun.QUEUED, ContactRun.RUNNING]
+        ).exists():
+            continue  # one run per campaign at a time; the next beat picks up the rest
+        run = services.start_run(campaign, mode=ContactRun.DUE)
+        services.execute_run(run.pk)
+        started += 1
+    return started
+
+
+@shared_task(name="probes.refresh_rdap_bootstrap")
+def refresh_rdap_bootstrap() -> dict[str, int]:
+    return services.refresh_bootstrap()

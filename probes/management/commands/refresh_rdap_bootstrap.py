@@ -1,0 +1,25 @@
+"""Fetch IANA's RDAP bootstrap files (ipv4.json, ipv6.json) from RDAP_BOOTSTRAP_URL."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from probes.contacts import services
+
+
+class Command(BaseCommand):
+    help = (
+        "Refresh the stored RDAP bootstrap from RDAP_BOOTSTRAP_URL. The snapshot shipped "
+        "with the code stays the fall-back if this fails."
+    )
+
+    def handle(self, *args, **options):
+        try:
+            counts = services.refresh_bootstrap()
+        except services.ContactError as exc:
+            raise CommandError(f"{exc} (keeping the previous bootstrap)") from None
+        self.stdout.write(
+            f"ipv4={counts['ipv4.json']} ipv6={counts['ipv6.json']} "
+            f"stored={services.bootstrap_dir()} from={settings.RDAP_BOOTSTRAP_URL}"
+        )

@@ -1,0 +1,27 @@
+"""Put an address or a whole domain on the do-not-contact list."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.core.management.base import BaseCommand, CommandError
+
+from probes.contacts import services
+from probes.management.commands._contacts_common import user_or_error
+
+
+class Command(BaseCommand):
+    help = "Never write to ADDRESS (or to any address at DOMAIN and its subdomains)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("value", metavar="ADDRESS_OR_DOMAIN")
+        parser.add_argument("--by", required=True, metavar="USERNAME")
+        parser.add_argument("--reason", required=True)
+
+    def handle(self, *args, **options):
+        actor = user_or_error(options["by"])
+        try:
+            entry = services.suppress(value=options["value"], actor=actor,
+                                      reason=options["reason"])
+        except (PermissionDenied, services.ContactError) as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(f"suppressed={entry.value} kind={entry.kind}")

@@ -1,0 +1,51 @@
+"""Celery tasks for probe runs: thin, take ids, safe to run twice (acks_late redelivers)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import transaction
+
+from probes.verification import services
+from probes.verification.models import ProbeRun
+
+
+@shared_task(name="probes.run")
+def probe_run_task(run_id: int) -> int:
+    """Fan a run out into chunk tasks; returns how many chunks were queued."""
+    run = ProbeRun.objects.filter(pk=run_id).first()
+    if run is None or not services.mark_running(run):
+        return 0
+    pieces = services.chunks(run)
+    for host_ids in pieces:
+        probe_chunk_task.delay(run.pk, host_ids)
+    if not pieces:
+        services.finish_run_if_complete(run)
+    return len(pieces)
+
+
+@shared_task(name="probes.chunk")
+def probe_chunk_task(run_id: int, host_ids: list[int]) -> int:
+    """Probe one chunk concurrently (asyncio inside); hosts already recorded are skipped."""
+    run = ProbeRun.objects.select_related("campaign").filter(pk=run_id).first()
+    if run is None or run.status not in (ProbeRun.RUNNING, ProbeRun.QUEUED):
+        return 0
+    probed = services.probe_chunk(run, host_ids)
+    services.finish_run_if_complete(run)
+    return probed
+
+
+@shared_task(name="probes.reprobe_due")
+def reprobe_due_task() -> list[int]:
+    """Beat: re-probe hosts whose last probe is older than their campaign's interval."""
+    runs = services.start_due_reprobes()
+    for run in runs:
+        transaction.on_commit(lambda run_id=run.pk: probe_run_task.delay(run_id))
+    return [run.pk for run in runs]
+
+
+def queue_probe_run(run: ProbeRun) -> None:
+    transaction.on_commit(lambda: probe_run_task.delay(run.pk))
+
+
+# Contact-resolution tasks live with their code; importing them registers them with Celery.
+from probes.contacts import tasks as contact_tasks  # noqa: E402,F401
