@@ -46,6 +46,8 @@ def add_user(*, username: str, role: str, password: str, agency_name: str | None
     user.set_password(password)
     user.is_staff = role == "admin"  # Django admin site access
     user.save()
+    # One role per user: re-running with another role replaces it, never accumulates.
+    user.groups.remove(*Group.objects.filter(name__in=ROLES).exclude(name=role))
     user.groups.add(Group.objects.get(name=role))
     agency = None
     if agency_name:

@@ -133,6 +133,10 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = int(env_float("SECURE_HSTS_SECONDS", 31536000))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        # Preloading is hard to undo, so operators opt in explicitly; the deploy check
+        # would otherwise warn about the deliberate default.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # Celery: Redis when configured, else a broker on the local filesystem that needs no server.
