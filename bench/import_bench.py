@@ -1,7 +1,8 @@
 """Import benchmark: a generated 1,000,000-line feed through the whole `import_feed` command,
 against a raw `COPY` of the same addresses into a bare `inet` table.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/sys_bench .venv/bin/python bench/import_bench.py [--lines N]
+    .venv/bin/python bench/import_bench.py [--lines N]
+    (DATABASE_URL defaults to postgres://postgres@127.0.0.1:5432/sys_bench, recreated)
 
 Prints rows/s for both, the ratio, and the command's peak memory (RSS).
 """
@@ -91,7 +92,8 @@ def main() -> int:
     print(f"re-import:   {reimport_s:.2f} s  {args.lines / reimport_s:,.0f} rows/s  "
           f"({again.stdout.strip().splitlines()[-1]})")
     print(f"raw COPY:    {copy_s:.2f} s  {args.lines / copy_s:,.0f} rows/s")
-    print(f"ratio import/COPY: {import_s / copy_s:.1f}x   peak RSS of import_feed: {peak_mb:.0f} MB")
+    print(f"ratio import/COPY: {import_s / copy_s:.1f}x   "
+          f"peak RSS of import_feed: {peak_mb:.0f} MB")
     return 0
 
 

@@ -6,8 +6,6 @@ assembles them, so the JSON shapes in COMMANDS.md live in one place.
 
 from __future__ import annotations
 
-import importlib
-
 from django.db.models import Count, Sum
 
 from campaign import kinds, states
@@ -83,24 +81,18 @@ def host_detail(host: Host) -> dict:
 
 def _feature_selectors(scope: str):
     """(json key, selector) pairs contributed by the probes and letters apps."""
-    wanted = {
-        "campaign": [
-            ("probes", "probes.verification.selectors", "probe_counts"),
-            ("contacts", "probes.contacts.selectors", "contact_counts"),
-            ("letters", "letters.selectors", "letter_counts"),
-        ],
-        "host": [
-            ("probes", "probes.verification.selectors", "host_probes"),
-            ("contact", "probes.contacts.selectors", "host_contact"),
-            ("letters", "letters.selectors", "host_letters"),
-        ],
-    }[scope]
-    pairs = []
-    for key, module_name, function in wanted:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError:
-            continue
-        if hasattr(module, function):
-            pairs.append((key, getattr(module, function)))
-    return pairs
+    from letters import selectors as letter_selectors
+    from probes.contacts import selectors as contact_selectors
+    from probes.verification import selectors as probe_selectors
+
+    if scope == "campaign":
+        return [
+            ("probes", probe_selectors.probe_counts),
+            ("contacts", contact_selectors.contact_counts),
+            ("letters", letter_selectors.letter_counts),
+        ]
+    return [
+        ("probes", probe_selectors.host_probes),
+        ("contact", contact_selectors.host_contact),
+        ("letters", letter_selectors.host_letters),
+    ]

@@ -146,13 +146,15 @@ if _broker:
     CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", _broker)
 else:
     _celery_dir = VAR_DIR / "celery"
-    for _sub in ("queue", "processed", "results"):
+    for _sub in ("queue", "processed", "results", "control"):
         (_celery_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_celery_dir / "queue"),
         "data_folder_out": str(_celery_dir / "queue"),
         "processed_folder": str(_celery_dir / "processed"),
+        # Broadcast/pidbox files; kombu's default is ./control in the working directory.
+        "control_folder": str(_celery_dir / "control"),
         "store_processed": False,
     }
     CELERY_RESULT_BACKEND = f"file://{_celery_dir / 'results'}"
@@ -173,6 +175,10 @@ CELERY_BEAT_SCHEDULE["probes-reprobe-due"] = {"task": "probes.reprobe_due", "sch
 # Every 10 minutes: contacts for newly verified hosts, and retries whose time has come.
 CELERY_BEAT_SCHEDULE["contacts-resolve-due"] = {
     "task": "probes.resolve_due_contacts", "schedule": 600.0,
+}
+# Daily: re-test notified hosts whose follow-up delay has passed.
+CELERY_BEAT_SCHEDULE["letters-follow-up-due"] = {
+    "task": "letters.tasks.follow_up_due_task", "schedule": 86400.0,
 }
 # Weekly: IANA's RDAP bootstrap files (the shipped snapshot stays as fallback).
 CELERY_BEAT_SCHEDULE["contacts-refresh-bootstrap"] = {

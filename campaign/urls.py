@@ -12,5 +12,7 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
+    # anymail tracking and inbound webhooks (authenticated by anymail's settings).
+    path("anymail/", include("letters.urls")),
     path("", include("campaign.web_urls")),
 ]

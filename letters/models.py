@@ -1,1 +1,243 @@
-"""Letters, batches, review and tracking."""
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from letters import states
+from letters.rendering import EDITABLE_TEMPLATES
+
+
+class LetterSettings(models.Model):
+    """Per-campaign letter options (kept here so the core Campaign model stays small)."""
+
+    campaign = models.OneToOneField(
+        "campaign.Campaign", on_delete=models.CASCADE, related_name="letter_settings"
+    )
+    bilingual = models.BooleanField(
+        default=False, help_text="Send the local language followed by English"
+    )
+
+    class Meta:
+        verbose_name_plural = "letter settings"
+
+    def __str__(self) -> str:
+        return f"letters of {self.campaign_id}"
+
+
+class LetterTemplate(models.Model):
+    """A staff-edited copy of one of the shipped templates (letters/jinja/)."""
+
+    name = models.CharField(
+        max_length=40, unique=True, choices=[(n, n) for n in EDITABLE_TEMPLATES]
+    )
+    source = models.TextField()
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Batch(models.Model):
+    campaign = models.ForeignKey(
+        "campaign.Campaign", on_delete=models.CASCADE, related_name="letter_batches"
+    )
+    state = models.CharField(
+        max_length=10, choices=[(s, s) for s in states.BATCH_STATES], default=states.DRAFT
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    # Everyone who built or changed the batch: none of them may approve it (four eyes).
+    editors = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="+", blank=True)
+    filters = models.JSONField(default=dict, blank=True)
+    # Why hosts or letters left the batch (found closed on a re-test, edited out, …).
+    notes = models.JSONField(default=list, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+",
+    )
+    review_comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    state_changed_at = models.DateTimeField(default=timezone.now)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    sending_started_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "batches"
+        indexes = [models.Index(fields=["campaign", "state"])]
+
+    def __str__(self) -> str:
+        return f"batch #{self.pk} ({self.state})"
+
+
+def _new_key() -> str:
+    return uuid.uuid4().hex
+
+
+class Letter(models.Model):
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="letters")
+    campaign = models.ForeignKey(
+        "campaign.Campaign", on_delete=models.CASCADE, related_name="letters"
+    )
+    kind = models.CharField(
+        max_length=16, choices=[(k, k) for k in states.KINDS], default=states.FIRST_NOTICE
+    )
+    state = models.CharField(
+        max_length=10, choices=[(s, s) for s in states.LETTER_STATES], default=states.DRAFT
+    )
+    email = models.EmailField()
+    language = models.CharField(max_length=10, default="en")
+    bilingual = models.BooleanField(default=False)
+    # Unique per letter, chosen when it is built: the claim, the Message-ID and the ESP's
+    # metadata all carry it, so a retried or redelivered send can never make a second letter.
+    idempotency_key = models.CharField(max_length=32, unique=True, default=_new_key)
+    message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    subject = models.CharField(max_length=998)
+    body_text = models.TextField()
+    body_html = models.TextField()
+    context = models.JSONField(default=dict)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    esp_message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    state_changed_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    bounced_at = models.DateTimeField(null=True, blank=True)
+    complained_at = models.DateTimeField(null=True, blank=True)
+    replied_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    hosts = models.ManyToManyField("campaign.Host", through="LetterHost", related_name="letters")
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["batch", "state"]),
+            models.Index(fields=["campaign", "state"]),
+            models.Index(fields=["email"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"letter #{self.pk} to {self.email} ({self.state})"
+
+    @property
+    def domain(self) -> str:
+        return self.email.rpartition("@")[2].lower()
+
+
+class LetterHost(models.Model):
+    """One host a letter is about, with the evidence the letter quotes for it."""
+
+    letter = models.ForeignKey(Letter, on_delete=models.CASCADE, related_name="letter_hosts")
+    host = models.ForeignKey("campaign.Host", on_delete=models.CASCADE, related_name="letter_links")
+    # For second notices: the follow-up re-test that found the host still open.
+    retest = models.ForeignKey(
+        "Retest", null=True, blank=True, on_delete=models.SET_NULL, related_name="letter_links"
+    )
+    evidence = models.JSONField(default=list, blank=True)
+    # Found closed on a re-test before the letter left: kept for the record, not written about.
+    dropped = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["letter", "host"], name="letterhost_unique")
+        ]
+        indexes = [models.Index(fields=["host", "letter"])]
+
+    def __str__(self) -> str:
+        return f"letter {self.letter_id} about host {self.host_id}"
+
+
+class Retest(models.Model):
+    """A follow-up re-test of a notified host, and what came of it."""
+
+    REMEDIATED = "remediated"
+    STILL_OPEN = "still_open"
+    INCONCLUSIVE = "inconclusive"
+    OUTCOME_CHOICES = [
+        (REMEDIATED, "Closed"), (STILL_OPEN, "Still open"), (INCONCLUSIVE, "Inconclusive"),
+    ]
+
+    campaign = models.ForeignKey(
+        "campaign.Campaign", on_delete=models.CASCADE, related_name="retests"
+    )
+    host = models.ForeignKey("campaign.Host", on_delete=models.CASCADE, related_name="retests")
+    probe_run_id = models.BigIntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=12, choices=OUTCOME_CHOICES)
+    evidence = models.JSONField(default=list, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["host", "at"]), models.Index(fields=["campaign", "outcome"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"re-test of host {self.host_id}: {self.outcome}"
+
+
+class LetterEvent(models.Model):
+    """A tracking event from the ESP (delivered, bounced, complained, opened, …)."""
+
+    letter = models.ForeignKey(
+        Letter, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    esp = models.CharField(max_length=40)
+    event_id = models.CharField(max_length=255, blank=True)
+    event_type = models.CharField(max_length=20)
+    recipient = models.CharField(max_length=254, blank=True)
+    message_id = models.CharField(max_length=255, blank=True)
+    description = models.TextField(blank=True)
+    at = models.DateTimeField(default=timezone.now)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        constraints = [
+            # ESPs resend webhooks; the same event must count once.
+            models.UniqueConstraint(
+                fields=["esp", "event_id"], name="letterevent_unique_event",
+                condition=~models.Q(event_id=""),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.esp} {self.event_type} for letter {self.letter_id}"
+
+
+class InboundMessage(models.Model):
+    """A reply that came back through the ESP's inbound webhook, threaded to its letter."""
+
+    letter = models.ForeignKey(
+        Letter, null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
+    )
+    esp = models.CharField(max_length=40)
+    from_email = models.CharField(max_length=254, blank=True)
+    to = models.TextField(blank=True)
+    subject = models.CharField(max_length=998, blank=True)
+    text = models.TextField(blank=True)
+    html = models.TextField(blank=True)
+    message_id = models.CharField(max_length=255, blank=True)
+    in_reply_to = models.TextField(blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"reply from {self.from_email}: {self.subject}"

@@ -1,0 +1,75 @@
+"""Admin views for inspection; the workflow itself lives in the staff pages and commands.
+
+Batches and letters are read-only here: a state change made in the admin would bypass the
+four-eyes check and the audit log. Templates are editable, checked in the sandbox on save.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from jinja2 import TemplateError
+from jinja2.exceptions import SecurityError
+
+from letters.models import Batch, InboundMessage, Letter, LetterSettings, LetterTemplate
+from letters.rendering import check_template
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Batch)
+class BatchAdmin(ReadOnlyAdmin):
+    list_display = ("id", "campaign", "state", "created_by", "reviewed_by", "created_at")
+    list_filter = ("state",)
+
+
+@admin.register(Letter)
+class LetterAdmin(ReadOnlyAdmin):
+    list_display = ("id", "batch", "kind", "email", "language", "state", "sent_at")
+    list_filter = ("state", "kind", "language")
+    search_fields = ("email", "idempotency_key", "esp_message_id")
+
+
+@admin.register(InboundMessage)
+class InboundMessageAdmin(ReadOnlyAdmin):
+    list_display = ("id", "from_email", "subject", "letter", "received_at")
+    search_fields = ("from_email", "subject")
+
+
+@admin.register(LetterSettings)
+class LetterSettingsAdmin(admin.ModelAdmin):
+    list_display = ("campaign", "bilingual")
+
+
+class LetterTemplateForm(forms.ModelForm):
+    class Meta:
+        model = LetterTemplate
+        fields = ("name", "source")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("name") and data.get("source"):
+            try:
+                check_template(data["name"], data["source"])
+            except (TemplateError, SecurityError, ValueError, KeyError, TypeError) as exc:
+                raise forms.ValidationError(f"the template does not render: {exc}") from None
+        return data
+
+
+@admin.register(LetterTemplate)
+class LetterTemplateAdmin(admin.ModelAdmin):
+    form = LetterTemplateForm
+    list_display = ("name", "updated_by", "updated_at")
+
+    def save_model(self, request, obj, form, change):
+        obj.updated_by = request.user
+        super().save_model(request, obj, form, change)

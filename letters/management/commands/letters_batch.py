@@ -1,0 +1,93 @@
+"""letters_batch create|submit|approve|reject|send: the batch workflow from the shell."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.core.management.base import BaseCommand, CommandError
+
+from campaign.cli import ProgressBar, get_campaign, get_user
+from letters import services, states
+from letters.models import Batch
+
+
+class Command(BaseCommand):
+    help = "Build, review and send letter batches (same four-eyes checks as the web)."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        create = sub.add_parser("create", help="build a draft batch from a campaign")
+        create.add_argument("--campaign", required=True)
+        create.add_argument("--by", required=True)
+        create.add_argument("--language")
+        create.add_argument("--country")
+        create.add_argument("--max", type=int, dest="max_letters")
+        for name in ("submit", "approve", "reject"):
+            action = sub.add_parser(name)
+            action.add_argument("batch_id", type=int)
+            action.add_argument("--by", required=True)
+            action.add_argument("--comment", default="", required=name == "reject")
+        send = sub.add_parser("send", help="send an approved batch")
+        send.add_argument("batch_id", type=int)
+        send.add_argument("--by")
+        send.add_argument("--background", action="store_true",
+                          help="queue the sending for the Celery workers")
+
+    def handle(self, *args, **options):
+        try:
+            return getattr(self, f"do_{options['action']}")(options)
+        except (PermissionDenied, services.LetterError, states.IllegalTransition) as exc:
+            raise CommandError(str(exc)) from None
+
+    def _batch(self, batch_id: int) -> Batch:
+        try:
+            return Batch.objects.select_related("campaign").get(pk=batch_id)
+        except Batch.DoesNotExist:
+            raise CommandError(f"no batch {batch_id}") from None
+
+    def do_create(self, options):
+        batch = services.build_batch(
+            campaign=get_campaign(options["campaign"]), actor=get_user(options["by"]),
+            language=options["language"], country=options["country"],
+            max_letters=options["max_letters"],
+        )
+        self.stdout.write(f"batch={batch.pk} letters={batch.letters.count()}")
+
+    def _review(self, options, service):
+        batch = self._batch(options["batch_id"])
+        user = get_user(options["by"])
+        kwargs = {"batch": batch, "actor": user, "comment": options["comment"]}
+        batch = service(**kwargs)
+        self.stdout.write(f"batch={batch.pk} state={batch.state}")
+
+    def do_submit(self, options):
+        self._review(options, services.submit_batch)
+
+    def do_approve(self, options):
+        self._review(options, services.approve_batch)
+
+    def do_reject(self, options):
+        self._review(options, services.reject_batch)
+
+    def do_send(self, options):
+        batch = self._batch(options["batch_id"])
+        actor = get_user(options["by"]) if options["by"] else None
+        if options["background"]:
+            from letters.tasks import send_batch_task
+
+            services.start_sending(batch=batch, actor=actor)
+            result = send_batch_task.delay(batch.pk)
+            self.stdout.write(f"job={result.id}")
+            return
+        bar = ProgressBar(f"batch {batch.pk}")
+        summary = services.send_batch(
+            batch=batch, actor=actor, progress=lambda done, total: bar.update(done, total)
+        )
+        bar.close()
+        if summary.cancelled:
+            self.stderr.write(f"cancelled={summary.cancelled} (suppressed or no longer open)")
+        if summary.unconfirmed:
+            self.stderr.write(
+                f"unconfirmed={summary.unconfirmed}: a worker stopped mid-send; check the mail "
+                "server's log before releasing them (they are not sent again on their own)"
+            )
+        self.stdout.write(summary.line)

@@ -1,0 +1,18 @@
+"""anymail webhook signals → letter services. Kept tiny: each is one service call."""
+
+from __future__ import annotations
+
+from anymail.signals import inbound, tracking
+from django.dispatch import receiver
+
+from letters import services
+
+
+@receiver(tracking, dispatch_uid="letters.tracking")
+def on_tracking(sender, event, esp_name, **kwargs) -> None:
+    services.record_tracking_event(event, esp_name)
+
+
+@receiver(inbound, dispatch_uid="letters.inbound")
+def on_inbound(sender, event, esp_name, **kwargs) -> None:
+    services.record_inbound(event.message, esp_name)

@@ -1,0 +1,93 @@
+"""The campaign report: per country and language, what the letters achieved."""
+
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+from collections import defaultdict
+
+from campaign import states as host_states
+from campaign.models import Campaign
+from letters import states
+from letters.models import LetterHost
+
+COLUMNS = ("country", "language", "notified", "delivered", "bounced", "replied", "remediated",
+           "remediation_rate", "median_days_to_remediation")
+
+
+def campaign_report(campaign: Campaign) -> list[dict]:
+    """One row per (country, language) of the hosts written to, plus a total row.
+
+    A host counts once, under the language of its first letter; a letter's outcome (delivered,
+    bounced, replied) counts for each host it was about. Days to remediation run from the
+    first letter that left to the re-test that found the host closed.
+    """
+    rows = (
+        LetterHost.objects.filter(letter__campaign=campaign, dropped=False,
+                                  letter__sent_at__isnull=False)
+        .order_by("host_id", "letter__sent_at", "letter_id")
+        .values_list("host_id", "host__country", "host__state", "host__remediated_at",
+                     "letter__language", "letter__state", "letter__sent_at",
+                     "letter__delivered_at", "letter__bounced_at", "letter__replied_at")
+    )
+    hosts: dict[int, dict] = {}
+    for (host_id, country, state, remediated_at, language, letter_state, sent_at,
+         delivered_at, bounced_at, replied_at) in rows.iterator(chunk_size=5000):
+        host = hosts.setdefault(host_id, {
+            "country": country or "--", "language": language, "first_sent": sent_at,
+            "remediated_at": remediated_at if state == host_states.REMEDIATED else None,
+            "delivered": False, "bounced": False, "replied": False,
+        })
+        host["delivered"] |= bool(delivered_at) or letter_state == states.DELIVERED
+        host["bounced"] |= bool(bounced_at) or letter_state == states.BOUNCED
+        host["replied"] |= bool(replied_at) or letter_state == states.REPLIED
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for host in hosts.values():
+        groups[(host["country"], host["language"])].append(host)
+    out = [_row(country, language, members)
+           for (country, language), members in sorted(groups.items())]
+    if out:
+        out.append(_row("all", "all", list(hosts.values())))
+    return out
+
+
+def _row(country: str, language: str, members: list[dict]) -> dict:
+    notified = len(members)
+    days = [
+        (h["remediated_at"] - h["first_sent"]).total_seconds() / 86400
+        for h in members if h["remediated_at"] and h["first_sent"]
+    ]
+    remediated = sum(1 for h in members if h["remediated_at"])
+    return {
+        "country": country,
+        "language": language,
+        "notified": notified,
+        "delivered": sum(h["delivered"] for h in members),
+        "bounced": sum(h["bounced"] for h in members),
+        "replied": sum(h["replied"] for h in members),
+        "remediated": remediated,
+        "remediation_rate": round(remediated / notified, 4) if notified else 0.0,
+        "median_days_to_remediation": round(statistics.median(days), 1) if days else None,
+    }
+
+
+def as_csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row[k] is None else row[k]) for k in COLUMNS})
+    return buffer.getvalue()
+
+
+def as_table(rows: list[dict]) -> str:
+    header = ("country", "lang", "notified", "delivered", "bounced", "replied", "remediated",
+              "rate", "median_days")
+    lines = ["{:<8}{:<9}{:>9}{:>10}{:>8}{:>8}{:>11}{:>8}{:>12}".format(*header)]
+    for r in rows:
+        median = "" if r["median_days_to_remediation"] is None else r["median_days_to_remediation"]
+        lines.append("{:<8}{:<9}{:>9}{:>10}{:>8}{:>8}{:>11}{:>7.1%}{:>12}".format(
+            r["country"], r["language"], r["notified"], r["delivered"], r["bounced"],
+            r["replied"], r["remediated"], r["remediation_rate"], median))
+    return "\n".join(lines)

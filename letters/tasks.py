@@ -1,0 +1,43 @@
+"""Celery tasks: thin and idempotent; each loads rows by id and calls one service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import DatabaseError
+
+from campaign.models import Campaign
+from letters import followup, services
+from letters.models import Batch
+
+
+@shared_task(bind=True, max_retries=10, default_retry_delay=60,
+             autoretry_for=(DatabaseError,), retry_backoff=True)
+def send_batch_task(self, batch_id: int) -> str:
+    batch = Batch.objects.filter(pk=batch_id).first()
+    if batch is None:
+        return "gone"
+    summary = services.send_batch(batch=batch)
+    batch.refresh_from_db()
+    if summary.failed and batch.state == "sending":
+        # Temporary failures stay queued: try the rest again later (claims make it safe).
+        raise self.retry(countdown=300)
+    return summary.line
+
+
+@shared_task(autoretry_for=(DatabaseError,), max_retries=5, retry_backoff=True)
+def follow_up_task(campaign_id: int) -> str:
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    if campaign is None:
+        return "gone"
+    return followup.run_follow_up(campaign).line
+
+
+@shared_task
+def follow_up_due_task() -> int:
+    """Beat: queue a follow-up for every active campaign that has hosts due."""
+    queued = 0
+    for campaign in Campaign.objects.filter(status=Campaign.ACTIVE):
+        if followup.due_hosts(campaign):
+            follow_up_task.delay(campaign.pk)
+            queued += 1
+    return queued
