@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-FEEDS = SHARED / "fixtures" / "feeds"
+FIXTURES = REPO / "tests" / "fixtures"  # a copy of ../shared/fixtures, see its README
+FEEDS = FIXTURES / "feeds"
 
 
 @pytest.fixture

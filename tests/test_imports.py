@@ -1,6 +1,6 @@
 """Feed imports end to end through `import_feed`, on the real PostgreSQL.
 
-The expected numbers are the ones in ../shared/fixtures/feeds/README.md: physical lines,
+The expected numbers are the ones in tests/fixtures/feeds/README.md: physical lines,
 added hosts, rejected lines (with their line numbers and reasons) and in-file duplicates.
 Networks larger than one address in the DROP and netset lists are rejected too ("we notify
 hosts, we do not scan networks"), so their `rejected` is the README's count plus the networks.

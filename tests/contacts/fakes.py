@@ -1,7 +1,7 @@
 """Loopback stand-ins for the registries: an RDAP HTTP server and port-43 WHOIS servers.
 
-They serve the fixture answers from ../shared/fixtures in the registries' own shapes; every
-registry URL and WHOIS host name in them is rewritten to this process's loopback ports, so
+They serve the fixture answers from tests/fixtures (a copy of ../shared/fixtures) in the
+registries' own shapes; every registry URL and WHOIS host name in them is rewritten to this process's loopback ports, so
 nothing ever leaves 127.0.0.1.
 """
 
@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 RDAP_DIR = FIXTURES / "rdap"
 WHOIS_DIR = FIXTURES / "whois"
 
