@@ -1,23 +1,21 @@
 """Loopback stand-ins for the registries: an RDAP HTTP server and port-43 WHOIS servers.
 
 They serve the fixture answers from tests/fixtures (a copy of ../shared/fixtures) in the
-registries' own shapes; every registry URL and WHOIS host name in them is rewritten to this process's loopback ports, so
-nothing ever leaves 127.0.0.1.
+registries' own shapes; every registry URL and WHOIS host name in them is rewritten to this
+process's loopback ports, so nothing ever leaves 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
-import socket
-import socketserver
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote
+
+from probes.lab import HttpServer, LoopThread, Reply, WhoisServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 RDAP_DIR = FIXTURES / "rdap"
@@ -40,63 +38,36 @@ WHOIS_REGISTRIES = {
 }
 
 
-@dataclass
-class Reply:
-    status: int = 200
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    # Announce the full length but send only this many bytes, then drop the connection.
-    cut_at: int | None = None
-
-
 class FakeRdap:
-    """Serves /bootstrap/ipv4.json, ipv6.json and /<registry>/ip/<addr> like the RIRs."""
+    """Serves /bootstrap/ipv4.json, ipv6.json and /<registry>/ip/<addr> like the RIRs.
+
+    The HTTP server is the demo lab's (probes.lab.HttpServer), on its own event loop.
+    """
 
     def __init__(self) -> None:
-        self.routes: dict[str, Reply] = {}
-        self.fallback: Callable[[str], Reply | None] | None = None
-        self.requests: list[str] = []
-        self.networks: list[tuple] = []
         self.lock = threading.Lock()
-        fake = self
+        self.networks: list[tuple] = []
+        self.loop = LoopThread()
+        self.http = self.loop.run(HttpServer("127.0.0.1", 0).start())
+        self.http.not_found = Reply(404, (RDAP_DIR / "error-404.json").read_bytes(),
+                                    {"Content-Type": "application/rdap+json"})
+        self.port = self.http.port
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Headers and body go out in separate writes; with Nagle on, each response
-            # would wait for the client's delayed ACK (40 ms), which no RIR makes us do.
-            disable_nagle_algorithm = True
+    @property
+    def routes(self) -> dict[str, Reply]:
+        return self.http.routes
 
-            def do_GET(self):  # noqa: N802 (http.server's naming)
-                with fake.lock:
-                    fake.requests.append(self.path)
-                reply = fake.routes.get(self.path)
-                if reply is None and fake.fallback is not None:
-                    reply = fake.fallback(self.path)
-                if reply is None:
-                    reply = Reply(404, (RDAP_DIR / "error-404.json").read_bytes(),
-                                  {"Content-Type": "application/rdap+json"})
-                self.send_response(reply.status)
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(reply.body)))
-                if reply.cut_at is not None:
-                    self.send_header("Connection", "close")
-                self.end_headers()
-                if reply.cut_at is not None:
-                    self.wfile.write(reply.body[: reply.cut_at])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return
-                self.wfile.write(reply.body)
+    @property
+    def requests(self) -> list[str]:
+        return self.http.requests
 
-            def log_message(self, *args):
-                pass
+    @property
+    def fallback(self) -> Callable[[str], Reply | None] | None:
+        return self.http.fallback
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
-                                       daemon=True)
+    @fallback.setter
+    def fallback(self, value: Callable[[str], Reply | None] | None) -> None:
+        self.http.fallback = value
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -154,64 +125,37 @@ class FakeRdap:
         return None
 
     def start(self) -> FakeRdap:
-        self.thread.start()
-        return self
+        return self  # already serving: the port had to be known to load the fixtures
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.loop.run(self.http.close())
+        self.loop.stop()
 
     def count(self, prefix: str = "/") -> int:
         with self.lock:
             return sum(1 for path in self.requests if path.startswith(prefix))
 
 
-class _WhoisHandler(socketserver.BaseRequestHandler):
-    def handle(self):
-        fake: FakeWhois = self.server.fake  # type: ignore[attr-defined]
-        self.request.settimeout(5)
-        data = b""
-        while b"\n" not in data and len(data) < 1024:
-            chunk = self.request.recv(1024)
-            if not chunk:
-                break
-            data += chunk
-        query = data.decode("ascii", "replace").strip()
-        with fake.lock:
-            fake.queries.append((self.server.registry, query))  # type: ignore[attr-defined]
-        answers = fake.answers[self.server.registry]  # type: ignore[attr-defined]
-        answer = answers.get(query)
-        if answer is None and query.startswith("n + "):
-            answer = answers.get(query[4:])
-        if answer is None:
-            answer = b"%ERROR:101: no entries found\n"
-        if callable(answer):
-            answer(self.request)
-            return
-        self.request.sendall(answer)
-
-
-class _WhoisServer(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
 class FakeWhois:
-    """One port-43 listener per registry, each answering the fixture files it would."""
+    """One port-43 listener per registry, each answering the fixture files it would.
+
+    The listeners are the demo lab's (probes.lab.WhoisServer), on one event loop.
+    """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.queries: list[tuple[str, str]] = []
         self.answers: dict[str, dict[str, object]] = {name: {} for name in WHOIS_REGISTRIES}
-        self.servers: dict[str, _WhoisServer] = {}
-        for name in WHOIS_REGISTRIES:
-            server = _WhoisServer(("127.0.0.1", 0), _WhoisHandler)
-            server.fake = self  # type: ignore[attr-defined]
-            server.registry = name  # type: ignore[attr-defined]
-            self.servers[name] = server
+        self.loop = LoopThread()
+        self.servers: dict[str, WhoisServer] = {
+            name: self.loop.run(
+                WhoisServer(self.answers[name], name=name, queries=self.queries).start()
+            )
+            for name in WHOIS_REGISTRIES
+        }
 
     def addr(self, registry: str) -> str:
-        return f"127.0.0.1:{self.servers[registry].server_address[1]}"
+        return self.servers[registry].addr
 
     def localise(self, data: bytes) -> bytes:
         for registry, host in WHOIS_REGISTRIES.items():
@@ -232,30 +176,26 @@ class FakeWhois:
         self.answers[registry][query] = self.localise((WHOIS_DIR / filename).read_bytes())
 
     def start(self) -> FakeWhois:
-        for server in self.servers.values():
-            threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-        return self
+        return self  # already serving: the ports had to be known to localise the fixtures
 
     def stop(self) -> None:
         for server in self.servers.values():
-            server.shutdown()
-            server.server_close()
+            self.loop.run(server.close())
+        self.loop.stop()
 
     def count(self, registry: str | None = None) -> int:
         with self.lock:
             return sum(1 for r, _ in self.queries if registry in (None, r))
 
 
-def endless_answer(sock: socket.socket) -> None:
+async def endless_answer(writer: asyncio.StreamWriter) -> None:
     """A banner and an inetnum, then remarks for ever (until the client hangs up)."""
-    sock.sendall(b"% fake endless server\n\ninetnum: 198.51.100.0 - 198.51.100.255\n")
-    try:
-        while True:
-            sock.sendall(b"remarks:        " + b"x" * 200 + b"\n")
-    except OSError:
-        return
+    writer.write(b"% fake endless server\n\ninetnum: 198.51.100.0 - 198.51.100.255\n")
+    while not writer.is_closing():
+        writer.write(b"remarks:        " + b"x" * 200 + b"\n")
+        await writer.drain()
 
 
-def silent_answer(sock: socket.socket) -> None:
+async def silent_answer(writer: asyncio.StreamWriter) -> None:
     """Accept the query and never answer."""
-    time.sleep(4)
+    await asyncio.sleep(4)
