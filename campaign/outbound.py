@@ -45,8 +45,16 @@ def get_policy() -> AddressPolicy:
 
 def check_target(ip_text: str) -> IPAddress:
     ip = parse_ip(ip_text)
+    policy = get_policy()
+    if settings.PROBE_LAB_ONLY and not policy.is_allowlisted(ip):
+        # The demo and labs: nothing outside PROBE_ALLOWED_NETWORKS, public or not, even if
+        # someone imports a real feed through the UI.
+        raise TargetRefused(
+            "lab_only", f"refusing to connect to {ip}: lab-only mode allows only "
+            "PROBE_ALLOWED_NETWORKS"
+        )
     try:
-        get_policy().check(ip)
+        policy.check(ip)
     except AddressRejected as exc:
         raise TargetRefused(exc.code, f"refusing to connect to {ip}: {exc.message}") from None
     return ip

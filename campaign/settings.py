@@ -199,6 +199,8 @@ ANYMAIL = {
 
 # Outbound network: probes, RDAP, WHOIS, feed URLs.
 PROBE_ALLOWED_NETWORKS = env_list("PROBE_ALLOWED_NETWORKS")
+# Labs and the demo: connect to nothing outside PROBE_ALLOWED_NETWORKS, public or not.
+PROBE_LAB_ONLY = env_bool("PROBE_LAB_ONLY", False)
 PROBE_CANARY_DOMAIN = env_str("PROBE_CANARY_DOMAIN", "canary.invalid")
 PROBE_CANARY_ADDR = env_str("PROBE_CANARY_ADDR", "")
 PROBE_TIMEOUT = env_float("PROBE_TIMEOUT", 5.0)

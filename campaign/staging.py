@@ -142,7 +142,9 @@ class Staging:
         with connection.cursor() as raw_cursor:
             cursor = _TimedCursor(raw_cursor)
             if self.postgres:
-                # Hash joins and sorts over a million rows stay in memory instead of spilling.
+                # Fresh statistics let the planner hash-aggregate a million rows instead of
+                # sorting them; more work_mem keeps those hashes in memory.
+                cursor.execute(f"ANALYZE {t}")
                 cursor.execute("SET LOCAL work_mem = '256MB'")
                 # Hosts carry no FK constraint (see Host.campaign): hold the lock it would.
                 cursor.execute(

@@ -18,6 +18,8 @@ from campaign import selectors
 from campaign.forms import HostFilterForm, ImportForm
 from campaign.roles import has_perm
 from campaign.services import visible_campaigns
+from letters import pages as letter_pages
+from probes.contacts import pages as contact_pages
 from probes.forms import ProbeRunForm
 from probes.verification.selectors import host_probe_history, latest_run
 
@@ -57,6 +59,8 @@ def campaign_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "probe_run": probe_run,
         "probe_run_finished": probe_run is None or probe_run.status in ("done", "failed"),
         "probe_form": ProbeRunForm() if has_perm(request.user, "run_probes") else None,
+        **contact_pages.campaign_panel(request.user, campaign),
+        **letter_pages.campaign_panel(request.user, campaign),
     })
 
 
@@ -177,4 +181,6 @@ def host_detail(request: HttpRequest, slug: str, ip: str) -> HttpResponse:
         "campaign": campaign,
         "detail": selectors.host_detail(host),
         "probes": host_probe_history(host),
+        **contact_pages.host_panel(request.user, host),
+        **letter_pages.host_panel(host),
     })

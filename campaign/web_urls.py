@@ -1,6 +1,8 @@
 from django.urls import path
 
 from campaign import views
+from letters import views as letter_views
+from probes import contact_views
 from probes import views as probe_views
 
 urlpatterns = [
@@ -13,7 +15,32 @@ urlpatterns = [
     path("c/<slug:slug>/probes/<int:pk>/", probe_views.probe_run_detail, name="probe_run_detail"),
     path("c/<slug:slug>/probes/<int:pk>/status.json", probe_views.probe_run_status,
          name="probe_run_status"),
+    path("c/<slug:slug>/contacts/new/", contact_views.contact_run_start, name="contact_run_start"),
+    path("c/<slug:slug>/contacts/<int:pk>/", contact_views.contact_run_detail,
+         name="contact_run_detail"),
+    path("c/<slug:slug>/contacts/<int:pk>/status.json", contact_views.contact_run_status,
+         name="contact_run_status"),
+    path("c/<slug:slug>/batches/new/", letter_views.batch_create, name="batch_create"),
+    path("c/<slug:slug>/batches/<int:pk>/", letter_views.batch_detail, name="batch_detail"),
+    path("c/<slug:slug>/batches/<int:pk>/status.json", letter_views.batch_status,
+         name="batch_status"),
+    path("c/<slug:slug>/batches/<int:pk>/submit/", letter_views.batch_submit,
+         name="batch_submit"),
+    path("c/<slug:slug>/batches/<int:pk>/approve/", letter_views.batch_approve,
+         name="batch_approve"),
+    path("c/<slug:slug>/batches/<int:pk>/reject/", letter_views.batch_reject,
+         name="batch_reject"),
+    path("c/<slug:slug>/batches/<int:pk>/send/", letter_views.batch_send, name="batch_send"),
+    path("c/<slug:slug>/letters/", letter_views.letter_list, name="letter_list"),
+    path("c/<slug:slug>/letters/<int:pk>/", letter_views.letter_detail, name="letter_detail"),
+    path("c/<slug:slug>/letters/<int:pk>/preview/", letter_views.letter_preview,
+         name="letter_preview"),
+    path("c/<slug:slug>/letters/<int:pk>/remove/", letter_views.letter_remove,
+         name="letter_remove"),
+    path("review/", letter_views.review_queue, name="review_queue"),
+    path("suppressions/", contact_views.suppression_list, name="suppression_list"),
     path("c/<slug:slug>/hosts/", views.host_list, name="host_list"),
     # IPv6 addresses contain colons, which are fine in a path segment.
     path("c/<slug:slug>/hosts/<str:ip>/", views.host_detail, name="host_detail"),
+    path("c/<slug:slug>/hosts/<str:ip>/contact/", contact_views.contact_set, name="contact_set"),
 ]

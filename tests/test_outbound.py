@@ -376,3 +376,16 @@ def test_import_feed_stops_a_url_over_the_size_limit(campaign, server, settings,
         call_command("import_feed", "--campaign", campaign.slug, "--kind", "relay",
                      f"{server.base}/big-undeclared?n=1000000", stdout=io.StringIO())
     assert FeedImport.objects.get().status == FeedImport.FAILED
+
+
+def test_lab_only_mode_refuses_public_addresses_without_connecting(settings):
+    from campaign.outbound import TargetRefused, check_target
+
+    settings.PROBE_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    settings.PROBE_LAB_ONLY = True
+    assert str(check_target("127.0.42.1")) == "127.0.42.1"
+    with pytest.raises(TargetRefused) as refused:
+        check_target("82.44.79.141")
+    assert refused.value.code == "lab_only"
+    settings.PROBE_LAB_ONLY = False
+    assert str(check_target("82.44.79.141")) == "82.44.79.141"

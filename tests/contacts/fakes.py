@@ -39,10 +39,7 @@ WHOIS_REGISTRIES = {
 
 
 class FakeRdap:
-    """Serves /bootstrap/ipv4.json, ipv6.json and /<registry>/ip/<addr> like the RIRs.
-
-    The HTTP server is the demo lab's (probes.lab.HttpServer), on its own event loop.
-    """
+    """Serves /bootstrap/ipv4.json, ipv6.json and /<registry>/ip/<addr> like the RIRs."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -128,8 +125,9 @@ class FakeRdap:
         return self  # already serving: the port had to be known to load the fixtures
 
     def stop(self) -> None:
-        self.loop.run(self.http.close())
-        self.loop.stop()
+        if not self.loop.loop.is_closed():  # some tests stop a registry early
+            self.loop.run(self.http.close())
+            self.loop.stop()
 
     def count(self, prefix: str = "/") -> int:
         with self.lock:
@@ -137,10 +135,7 @@ class FakeRdap:
 
 
 class FakeWhois:
-    """One port-43 listener per registry, each answering the fixture files it would.
-
-    The listeners are the demo lab's (probes.lab.WhoisServer), on one event loop.
-    """
+    """One port-43 listener per registry, each answering the fixture files it would."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -179,9 +174,10 @@ class FakeWhois:
         return self  # already serving: the ports had to be known to localise the fixtures
 
     def stop(self) -> None:
-        for server in self.servers.values():
-            self.loop.run(server.close())
-        self.loop.stop()
+        if not self.loop.loop.is_closed():  # some tests stop a registry early
+            for server in self.servers.values():
+                self.loop.run(server.close())
+            self.loop.stop()
 
     def count(self, registry: str | None = None) -> int:
         with self.lock:
