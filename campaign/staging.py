@@ -223,6 +223,9 @@ class Staging:
                 SELECT %(campaign)s, ip, %(kind)s, 'imported', country, asn,
                        first_seen, last_seen, %(now)s
                 FROM src
+                -- In address order, new entries land next to each other in the
+                -- (campaign, ip) index instead of on random pages.
+                ORDER BY ip
                 ON CONFLICT (campaign_id, ip) DO UPDATE SET
                     kinds = h.kinds | EXCLUDED.kinds,
                     first_seen = LEAST(h.first_seen, EXCLUDED.first_seen),
