@@ -93,6 +93,9 @@ class ProbeResult(models.Model):
         indexes = [
             models.Index(fields=["host", "check_name", "port", "id"]),
             models.Index(fields=["run", "host"]),
+            # A run's page filtered by verdict: its COUNT and its page (ordered by host, id)
+            # are index-only range reads, not a scan of every result (bench/pages_bench.py).
+            models.Index(fields=["run", "verdict", "host", "id"]),
         ]
 
     def __str__(self) -> str:

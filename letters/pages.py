@@ -1,0 +1,297 @@
+"""What the staff pages show about batches and letters.
+
+Each function reads a fixed, small number of rows whatever the number of letters, hosts or
+events (counts come from correlated subqueries or GROUP BYs, never a query per row), so a
+batch of 10,000 letters pages as fast as one of ten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.http import Http404
+
+from campaign.models import AuditEvent, Campaign, Host
+from campaign.roles import has_perm
+from campaign.services import visible_campaigns
+from letters import selectors, states
+from letters.forms import ApproveForm, RejectForm
+from letters.models import Batch, InboundMessage, Letter, LetterEvent, LetterHost
+
+LETTERS_PER_PAGE = 50
+IPS_SHOWN = 3
+# Letter fields a list needs; the bodies and the JSON context can be large.
+LIST_FIELDS = ("id", "batch_id", "campaign_id", "kind", "state", "email", "language",
+               "bilingual", "subject", "created_at", "state_changed_at", "sent_at",
+               "delivered_at", "bounced_at", "complained_at", "replied_at", "last_error")
+
+
+def _live_host_count() -> Coalesce:
+    return Coalesce(Subquery(
+        LetterHost.objects.filter(letter=OuterRef("pk"), dropped=False)
+        .order_by().values("letter").annotate(n=Count("id")).values("n"),
+        output_field=IntegerField(),
+    ), 0)
+
+
+def _letter_count() -> Coalesce:
+    return Coalesce(Subquery(
+        Letter.objects.filter(batch=OuterRef("pk"))
+        .exclude(state__in=[states.CANCELLED, states.FAILED])
+        .order_by().values("batch").annotate(n=Count("id")).values("n"),
+        output_field=IntegerField(),
+    ), 0)
+
+
+def _first_ips() -> Prefetch:
+    # A sliced prefetch: the first few hosts of each letter in one windowed query.
+    return Prefetch(
+        "letter_hosts",
+        queryset=LetterHost.objects.filter(dropped=False).select_related("host")
+        .only("id", "letter_id", "host_id", "host__ip").order_by("id")[:IPS_SHOWN],
+        to_attr="first_links",
+    )
+
+
+# --- batches -------------------------------------------------------------------------------
+
+
+def batches_with_counts(qs: QuerySet[Batch]) -> QuerySet[Batch]:
+    return qs.select_related("created_by", "reviewed_by").annotate(letter_count=_letter_count())
+
+
+def campaign_batches(campaign: Campaign, *, limit: int = 10) -> list[Batch]:
+    return list(batches_with_counts(Batch.objects.filter(campaign=campaign))
+                .order_by("-created_at", "-id")[:limit])
+
+
+def batch_for(campaign: Campaign, pk: int) -> Batch:
+    batch = (Batch.objects.select_related("created_by", "reviewed_by")
+             .filter(campaign=campaign, pk=pk).first())
+    if batch is None:
+        raise Http404("no such batch")
+    return batch
+
+
+def letter_state_counts(qs: QuerySet[Letter]) -> dict[str, int]:
+    rows = dict(qs.order_by().values_list("state").annotate(n=Count("id")))
+    return {s: rows.get(s, 0) for s in states.LETTER_STATES if rows.get(s)}
+
+
+def batch_letters_page(batch: Batch, page: str | int | None) -> Page:
+    qs = (batch.letters.only(*LIST_FIELDS).order_by("id")
+          .annotate(host_count=_live_host_count()).prefetch_related(_first_ips()))
+    return Paginator(qs, LETTERS_PER_PAGE).get_page(page)
+
+
+@dataclass(frozen=True)
+class BatchView:
+    """Who may do what on a batch page, decided once for the template and the tests."""
+
+    can_submit: bool
+    can_review: bool
+    can_approve: bool
+    is_editor: bool
+    can_send: bool
+    can_edit: bool
+
+
+def batch_view(user, batch: Batch, editor_ids: set[int]) -> BatchView:
+    # Four eyes: whoever built or edited the batch gets no approve button (and the service
+    # refuses them anyway if they post the form by hand).
+    is_editor = user.pk == batch.created_by_id or user.pk in editor_ids
+    reviewer = has_perm(user, "review_batch")
+    submitted = batch.state == states.SUBMITTED
+    return BatchView(
+        can_submit=batch.state == states.DRAFT and has_perm(user, "build_batch"),
+        can_review=submitted and reviewer,
+        can_approve=submitted and reviewer and not is_editor,
+        is_editor=is_editor,
+        can_send=batch.state == states.APPROVED and has_perm(user, "send_batch"),
+        can_edit=batch.state in states.EDITABLE_BATCH_STATES and has_perm(user, "build_batch"),
+    )
+
+
+def batch_context(user, batch: Batch, *, page: str | int | None = None,
+                  approve_form: ApproveForm | None = None,
+                  reject_form: RejectForm | None = None) -> dict:
+    editors = list(batch.editors.order_by("username"))
+    view = batch_view(user, batch, {u.pk for u in editors})
+    counts = letter_state_counts(batch.letters.all())
+    return {
+        "batch": batch,
+        "editors": editors,
+        "view": view,
+        "letters_page": batch_letters_page(batch, page),
+        "state_counts": counts,
+        "letters_total": sum(counts.values()),
+        "approve_form": approve_form or (ApproveForm() if view.can_approve else None),
+        "reject_form": reject_form or (RejectForm() if view.can_review else None),
+        "sending": batch.state == states.SENDING,
+    }
+
+
+def batch_status_data(batch: Batch) -> dict:
+    counts = letter_state_counts(batch.letters.all())
+    waiting = counts.get(states.QUEUED, 0)
+    total = sum(n for s, n in counts.items() if s != states.DRAFT)
+    done = total - waiting
+    return {
+        "id": batch.pk,
+        "status": batch.state,
+        "status_label": batch.get_state_display(),
+        "finished": batch.state != states.SENDING,
+        "done": done,
+        "total": total,
+        "percent": int(100 * done / total) if total else 100,
+        "by_state": {s: counts.get(s, 0) for s in states.LETTER_STATES},
+    }
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    batch: Batch
+    languages: list[tuple[str, int]]
+
+
+def review_queue(user) -> list[QueueEntry]:
+    """Submitted batches of the campaigns the user may see, oldest first (three queries)."""
+    editor = Batch.editors.through.objects.filter(batch_id=OuterRef("pk"), user_id=user.pk)
+    batches = list(
+        batches_with_counts(
+            Batch.objects.filter(state=states.SUBMITTED,
+                                 campaign__in=visible_campaigns(user).values("pk"))
+        )
+        .select_related("campaign", "campaign__agency")
+        .annotate(host_count=Coalesce(Subquery(
+            LetterHost.objects.filter(letter__batch=OuterRef("pk"), dropped=False)
+            .exclude(letter__state__in=[states.CANCELLED, states.FAILED])
+            .order_by().values("letter__batch").annotate(n=Count("id")).values("n"),
+            output_field=IntegerField()), 0),
+            mine=Exists(editor))
+        .order_by("submitted_at", "id")
+    )
+    languages: dict[int, list[tuple[str, int]]] = {}
+    if batches:
+        rows = (Letter.objects.filter(batch_id__in=[b.pk for b in batches])
+                .exclude(state__in=[states.CANCELLED, states.FAILED])
+                .order_by().values_list("batch_id", "language").annotate(n=Count("id")))
+        for batch_id, language, n in rows:
+            languages.setdefault(batch_id, []).append((language, n))
+    return [QueueEntry(b, sorted(languages.get(b.pk, []), key=lambda x: (-x[1], x[0])))
+            for b in batches]
+
+
+# --- letters -------------------------------------------------------------------------------
+
+
+def letters_page(campaign: Campaign, *, state: str = "", page: str | int | None = None) -> Page:
+    qs = Letter.objects.filter(campaign=campaign)
+    if state:
+        qs = qs.filter(state=state)
+    qs = (qs.only(*LIST_FIELDS).order_by("-id")
+          .annotate(host_count=_live_host_count()).prefetch_related(_first_ips()))
+    return Paginator(qs, LETTERS_PER_PAGE).get_page(page)
+
+
+def letter_for(campaign: Campaign, pk: int) -> Letter:
+    letter = (Letter.objects.select_related("batch", "batch__created_by")
+              .filter(campaign=campaign, pk=pk).first())
+    if letter is None:
+        raise Http404("no such letter")
+    return letter
+
+
+def letter_links(letter: Letter) -> list[LetterHost]:
+    return list(letter.letter_hosts.select_related("host").order_by("dropped", "id"))
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    kind: str  # audit, tracking, reply
+    title: str
+    actor: str = ""
+    detail: str = ""
+    anchor: str = ""
+
+
+AUDIT_TITLES = {
+    "batch.create": "Batch built", "batch.submit": "Batch submitted for review",
+    "batch.approve": "Batch approved", "batch.reject": "Batch rejected",
+    "batch.reopen": "Batch reopened for editing", "batch.edit": "Batch edited",
+    "batch.send": "Sending started", "batch.sent": "Batch sent",
+}
+
+
+def _audit_detail(event: AuditEvent) -> str:
+    data = event.data or {}
+    for key in ("comment", "reason", "error", "description", "edit"):
+        if data.get(key):
+            return str(data[key])
+    return ""
+
+
+def letter_timeline(letter: Letter) -> tuple[list[TimelineEntry], list[InboundMessage]]:
+    """Everything that happened to a letter and its batch, oldest first, and its replies.
+
+    Three queries: the audit events of the letter and its batch, the ESP's tracking events,
+    and the inbound replies.
+    """
+    audit = (
+        AuditEvent.objects.filter(
+            Q(object_type="letter", object_id=str(letter.pk))
+            | Q(object_type="batch", object_id=str(letter.batch_id))
+        ).select_related("actor").order_by("at", "id")
+    )
+    entries = [
+        TimelineEntry(
+            at=e.at, kind="audit",
+            title=AUDIT_TITLES.get(e.action, e.action.replace("letter.", "Letter ")),
+            actor=e.actor.get_username() if e.actor else "system", detail=_audit_detail(e),
+        )
+        for e in audit
+    ]
+    entries += [
+        TimelineEntry(at=e.at, kind="tracking", title=f"{e.esp}: {e.event_type}",
+                      detail=e.description)
+        for e in LetterEvent.objects.filter(letter=letter).order_by("at", "id")
+    ]
+    replies = list(InboundMessage.objects.filter(letter=letter).order_by("received_at", "id"))
+    entries += [
+        TimelineEntry(at=r.received_at, kind="reply", title=f"Reply from {r.from_email}",
+                      detail=r.subject, anchor=f"reply-{r.pk}")
+        for r in replies
+    ]
+    entries.sort(key=lambda e: e.at)
+    return entries, replies
+
+
+def host_letters(host: Host) -> list[LetterHost]:
+    """The letters written about a host, oldest first, for the host page (one query)."""
+    return list(
+        LetterHost.objects.filter(host_id=host.pk).select_related("letter")
+        .only("id", "dropped", "host_id", "letter_id", *(f"letter__{f}" for f in LIST_FIELDS
+                                                          if f != "id"))
+        .order_by("letter__created_at", "letter_id")
+    )
+
+
+def campaign_panel(user, campaign: Campaign) -> dict:
+    """The campaign page's letters card: counts by state and the latest batches."""
+    counts = selectors.letter_counts(campaign)
+    return {
+        "letter_counts": {s: n for s, n in counts["by_state"].items() if n},
+        "letters_total": sum(counts["by_state"].values()),
+        "batches_awaiting": counts["batches"].get(states.SUBMITTED, 0),
+        "batches": campaign_batches(campaign),
+        "may_build_batch": has_perm(user, "build_batch"),
+    }
+
+
+def host_panel(host: Host) -> dict:
+    return {"host_letters": host_letters(host)}

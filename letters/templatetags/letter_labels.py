@@ -1,0 +1,60 @@
+"""Human labels for letter, batch and contact codes; the codes stay what the CLI prints."""
+
+from __future__ import annotations
+
+from django import template
+
+from letters import states
+from letters.languages import LANGUAGE_NAMES, normalize
+
+register = template.Library()
+
+LETTER_STATE_LABELS = {
+    states.DRAFT: "Draft", states.QUEUED: "Queued", states.SENT: "Sent",
+    states.DELIVERED: "Delivered", states.BOUNCED: "Bounced", states.COMPLAINED: "Complained",
+    states.REPLIED: "Replied", states.CANCELLED: "Cancelled", states.FAILED: "Failed",
+}
+BATCH_STATE_LABELS = {
+    states.DRAFT: "Draft", states.SUBMITTED: "Awaiting review", states.APPROVED: "Approved",
+    states.REJECTED: "Rejected", states.SENDING: "Sending", states.SENT: "Sent",
+}
+KIND_LABELS = {states.FIRST_NOTICE: "First notice", states.SECOND_NOTICE: "Second notice"}
+CONFIDENCE_LABELS = {
+    "manual": "Set by hand", "high": "High (abuse role)",
+    "medium": "Medium (no abuse role)", "low": "Low (guessed)",
+}
+SOURCE_LABELS = {"rdap": "RDAP", "whois": "WHOIS", "manual": "Set by hand"}
+
+
+@register.filter
+def letter_state_label(code: str) -> str:
+    return LETTER_STATE_LABELS.get(code, code)
+
+
+@register.filter
+def batch_state_label(code: str) -> str:
+    return BATCH_STATE_LABELS.get(code, code)
+
+
+@register.filter
+def kind_label(code: str) -> str:
+    return KIND_LABELS.get(code, code)
+
+
+@register.filter
+def language_name(code: str) -> str:
+    """`ja` → `日本語 (ja)`; a tag we have no letters in is shown as it is."""
+    normal = normalize(code)
+    if normal is None:
+        return code or "—"
+    return f"{LANGUAGE_NAMES[normal]} ({code})"
+
+
+@register.filter
+def confidence_label(code: str) -> str:
+    return CONFIDENCE_LABELS.get(code, code or "—")
+
+
+@register.filter
+def source_label(code: str) -> str:
+    return SOURCE_LABELS.get(code, code or "—")

@@ -1,0 +1,113 @@
+"""Contact pages: start a resolution run and watch it, set a contact by hand, the
+do-not-contact list. Thin, like campaign.views: check access, validate, call a service."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
+
+from campaign import selectors as campaign_selectors
+from campaign.roles import has_perm
+from campaign.views import require_perm
+from probes.contacts import pages, services, tasks
+from probes.contacts.forms import ContactOverrideForm, ContactRunForm, SuppressionForm
+from probes.contacts.models import ContactRun
+
+
+def queue_run(run: ContactRun) -> None:
+    # After commit: a worker must find the run row it is handed.
+    transaction.on_commit(lambda: tasks.resolve_contacts.delay(run.pk))
+
+
+@require_http_methods(["GET", "POST"])
+@require_perm("resolve_contacts")
+def contact_run_start(request: HttpRequest, slug: str) -> HttpResponse:
+    campaign = campaign_selectors.campaign_for(request.user, slug)
+    form = ContactRunForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        run = services.start_run(campaign, mode=form.cleaned_data["mode"], actor=request.user)
+        queue_run(run)
+        messages.success(request, f"Contact resolution #{run.pk} queued.")
+        return redirect("contact_run_detail", slug=campaign.slug, pk=run.pk)
+    return render(request, "contacts/run_form.html", {"campaign": campaign, "form": form},
+                  status=400 if form.errors else 200)
+
+
+@require_GET
+@require_perm("view_campaign")
+def contact_run_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    campaign = campaign_selectors.campaign_for(request.user, slug)
+    run = pages.run_for(campaign, pk)
+    return render(request, "contacts/run_detail.html", {
+        "campaign": campaign,
+        "run": run,
+        "finished": pages.run_finished(run),
+    })
+
+
+@require_GET
+@require_perm("view_campaign")
+def contact_run_status(request: HttpRequest, slug: str, pk: int) -> JsonResponse:
+    campaign = campaign_selectors.campaign_for(request.user, slug)
+    response = JsonResponse(pages.run_status_data(pages.run_for(campaign, pk)))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@require_perm("resolve_contacts")
+def contact_set(request: HttpRequest, slug: str, ip: str) -> HttpResponse:
+    """Override a host's contact (the host page embeds this form; errors come back here)."""
+    campaign = campaign_selectors.campaign_for(request.user, slug)
+    host = campaign_selectors.host_by_ip(campaign, ip)
+    form = ContactOverrideForm(request.POST) if request.method == "POST" else None
+    if form is not None and form.is_valid():
+        data = form.cleaned_data
+        try:
+            contact = services.set_contact(
+                campaign=campaign, ip=host.ip, email=data["email"], actor=request.user,
+                reason=data["reason"], language=data["language"] or None,
+            )
+        except services.ContactError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Contact of {host.ip} set to {contact.email} "
+                                      f"(letters in {contact.language}).")
+            return redirect(reverse("host_detail", args=[campaign.slug, host.ip]) + "#contact")
+    context = {"campaign": campaign, "host": host, **pages.host_panel(request.user, host,
+                                                                       form=form)}
+    return render(request, "contacts/contact_form.html", context,
+                  status=400 if form is not None and form.errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@require_perm("view_campaign")
+def suppression_list(request: HttpRequest) -> HttpResponse:
+    may_edit = has_perm(request.user, "resolve_contacts")
+    form = None
+    if request.method == "POST":
+        if not may_edit:
+            raise PermissionDenied("your role may not edit the do-not-contact list")
+        form = SuppressionForm(request.POST)
+        if form.is_valid():
+            try:
+                entry = services.suppress(value=form.cleaned_data["value"], actor=request.user,
+                                          reason=form.cleaned_data["reason"])
+            except services.ContactError as exc:
+                form.add_error("value", str(exc))
+            else:
+                messages.success(request, f"{entry.value} is on the do-not-contact list.")
+                return redirect("suppression_list")
+    elif may_edit:
+        form = SuppressionForm()
+    query = request.GET.get("q", "")[:254]
+    return render(request, "contacts/suppression_list.html", {
+        "form": form,
+        "query": query,
+        "entries": pages.suppression_page(query=query, page=request.GET.get("page")),
+    }, status=400 if form is not None and form.errors else 200)

@@ -1,0 +1,45 @@
+"""Forms for the contact pages: input checking only; the services do the work (and re-check)."""
+
+from __future__ import annotations
+
+from django import forms
+
+from letters.languages import LANGUAGE_NAMES
+from probes.contacts.languages import LETTER_LANGUAGES
+from probes.contacts.models import ContactRun
+
+LANGUAGE_CHOICES = [(code, f"{LANGUAGE_NAMES[code.lower()]} ({code})") for code in LETTER_LANGUAGES]
+
+
+class ContactRunForm(forms.Form):
+    mode = forms.ChoiceField(
+        label="Hosts to resolve",
+        choices=[
+            (ContactRun.PENDING, "Verified open hosts without a fresh contact"),
+            (ContactRun.ALL, "Every host of the campaign (look every one up again)"),
+        ],
+        initial=ContactRun.PENDING,
+    )
+
+
+class ContactOverrideForm(forms.Form):
+    email = forms.EmailField(label="Abuse contact e-mail", max_length=254)
+    language = forms.ChoiceField(
+        label="Letter language", required=False,
+        choices=[("", "Keep / from the contact's country")] + LANGUAGE_CHOICES,
+    )
+    reason = forms.CharField(
+        label="Reason", max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Kept with the contact and in the audit log, e.g. “the ISP asked us to write "
+                  "to noc@ instead”.",
+    )
+
+
+class SuppressionForm(forms.Form):
+    value = forms.CharField(
+        label="Address or domain", max_length=254,
+        help_text="An e-mail address, or a domain to cover the domain and its subdomains.",
+    )
+    reason = forms.CharField(label="Reason", max_length=1000,
+                             widget=forms.Textarea(attrs={"rows": 2}))

@@ -1,0 +1,79 @@
+"""What the staff pages show about abuse contacts: each function reads a fixed, small number
+of rows whatever the size of the campaign (no query per host, contact or entry)."""
+
+from __future__ import annotations
+
+from django.core.paginator import Page, Paginator
+from django.http import Http404
+
+from campaign.models import Campaign, Host
+from campaign.roles import has_perm
+from probes.contacts import selectors
+from probes.contacts.forms import ContactOverrideForm, ContactRunForm
+from probes.contacts.models import Contact, ContactOverride, ContactRun, Suppression
+
+SUPPRESSIONS_PER_PAGE = 100
+
+
+def run_finished(run: ContactRun) -> bool:
+    return run.status in (ContactRun.DONE, ContactRun.FAILED)
+
+
+def run_for(campaign: Campaign, pk: int) -> ContactRun:
+    run = ContactRun.objects.select_related("created_by").filter(campaign=campaign, pk=pk).first()
+    if run is None:
+        raise Http404("no such contact run")
+    return run
+
+
+def run_status_data(run: ContactRun) -> dict:
+    """The JSON the live progress box polls (names match its data-field attributes)."""
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "status_label": run.get_status_display(),
+        "finished": run_finished(run),
+        "done": run.hosts_done,
+        "total": run.hosts_total,
+        "percent": run.progress_percent,
+        "resolved": run.resolved,
+        "failed": run.failed,
+        "queries": run.queries,
+        "summary": run.summary_line,
+        "error": run.error,
+    }
+
+
+def campaign_panel(user, campaign: Campaign) -> dict:
+    """The campaign page's contact-resolution card: the latest run and the start form.
+
+    How many hosts have a contact comes from the page's host counts by state: counting
+    contacts here would be a second scan of a million-host campaign.
+    """
+    run = selectors.latest_run(campaign)
+    return {
+        "contact_run": run,
+        "contact_run_finished": run is None or run_finished(run),
+        "contact_form": ContactRunForm() if has_perm(user, "resolve_contacts") else None,
+    }
+
+
+def host_panel(user, host: Host, *, form: ContactOverrideForm | None = None) -> dict:
+    """The host page's contact card: the contact with its evidence, who overrode it, the form."""
+    contact = (
+        Contact.objects.select_related("network", "overridden_by").filter(host_id=host.pk).first()
+    )
+    overrides = list(
+        ContactOverride.objects.filter(host_id=host.pk).select_related("created_by")[:20]
+    )
+    if form is None and has_perm(user, "resolve_contacts"):
+        initial = {"email": contact.email} if contact and contact.email else {}
+        form = ContactOverrideForm(initial=initial)
+    return {"contact": contact, "contact_overrides": overrides, "contact_override_form": form}
+
+
+def suppression_page(*, query: str = "", page: str | int | None = None) -> Page:
+    qs = Suppression.objects.select_related("created_by").order_by("value")
+    if query:
+        qs = qs.filter(value__icontains=query.strip().lower())
+    return Paginator(qs, SUPPRESSIONS_PER_PAGE).get_page(page)
