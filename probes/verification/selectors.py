@@ -42,11 +42,15 @@ def host_probes(host: Host) -> list[dict]:
 
 def host_probe_history(host: Host, *, limit: int = 50) -> list[ProbeResult]:
     """Every stored result of a host, newest first, transcripts included (the host page)."""
-    return list(ProbeResult.objects.filter(host=host).select_related("run").order_by("-id")[:limit])
+    # No join to the run: its host_ids list can be megabytes per row (template needs run_id).
+    return list(ProbeResult.objects.filter(host=host).order_by("-id")[:limit])
 
 
 def latest_run(campaign: Campaign) -> ProbeRun | None:
-    return ProbeRun.objects.filter(campaign=campaign).order_by("-created_at", "-id").first()
+    return (
+        ProbeRun.objects.filter(campaign=campaign).defer("host_ids")
+        .order_by("-created_at", "-id").first()
+    )
 
 
 def run_progress(run: ProbeRun) -> dict:
@@ -66,7 +70,10 @@ def run_for(campaign: Campaign, pk: int) -> ProbeRun:
     """A run of this campaign; 404 for another campaign's run (no existence leak)."""
     from django.http import Http404
 
-    run = ProbeRun.objects.select_related("started_by").filter(campaign=campaign, pk=pk).first()
+    run = (
+        ProbeRun.objects.select_related("started_by").defer("host_ids")
+        .filter(campaign=campaign, pk=pk).first()
+    )
     if run is None:
         raise Http404("no such probe run")
     return run
