@@ -112,6 +112,10 @@ PAGES: list[Page] = [
     Page("letter detail (replied)", "letter_detail", args=("slug", "letter_pk")),
     Page("letter preview (draft, with English)", "letter_preview",
          args=("slug", "draft_letter_pk")),
+    Page("agencies and templates", "agency_list", args=()),
+    Page("agency settings", "agency_settings", args=("agency_pk",)),
+    Page("template editor (HTML body, preview)", "template_edit",
+         args=("=first_notice.body.html",)),
     # The recipient's public page (no login: the signed link in the letter).
     Page("recipient page (public)", "recipient_page", args=("recipient_token",), user=""),
     Page("recipient page in English (public)", "recipient_page", args=("recipient_token",),
@@ -120,7 +124,8 @@ PAGES: list[Page] = [
 # Routes with nothing to time with a GET: form posts, and the status of a re-test that a
 # recipient started from their page.
 NOT_PAGES = {"batch_submit", "batch_approve", "batch_reject", "batch_send", "letter_remove",
-             "recipient_retest", "recipient_feedback", "recipient_run_status"}
+             "recipient_retest", "recipient_feedback", "recipient_run_status",
+             "template_preview"}
 
 
 # --- seeding -------------------------------------------------------------------------------
@@ -774,6 +779,7 @@ def discover() -> dict[str, str]:
               .values("feed_import").annotate(n=Count("id")).order_by("-n").first())
     fx = {
         "slug": SLUG,
+        "agency_pk": str(campaign.agency_id),
         "heavy_ip": notified[0],
         "host_ip": notified[1],
         "cidr16": str(ipaddress.ip_network(f"{notified[1]}/16", strict=False)),

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.utils import timezone
 
-from campaign import states
+from campaign import dashboard, states
 from campaign.audit import record
 from campaign.models import Host
 
@@ -39,6 +39,8 @@ def transition_host(
             obj=host,
             data={"from": host.state, "to": target, "reason": reason, **(data or {})},
         )
+    # The dashboard's cached counts are of the old state (campaign.dashboard).
+    dashboard.invalidate(host.campaign_id)
     for name, value in fields.items():
         setattr(host, name, value)
     return True
@@ -53,4 +55,7 @@ def transition_hosts(host_ids: Iterable[int], target: str, *, reason: str = "") 
     fields = {"state": target, "state_changed_at": now}
     if target == states.REMEDIATED:
         fields["remediated_at"] = now
-    return Host.objects.filter(pk__in=ids, state__in=states.sources_for(target)).update(**fields)
+    moved = Host.objects.filter(pk__in=ids, state__in=states.sources_for(target)).update(**fields)
+    if moved:
+        dashboard.invalidate()  # the ids may span campaigns: drop every cached dashboard
+    return moved

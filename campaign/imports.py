@@ -15,6 +15,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
+from campaign import dashboard
 from campaign import kinds as kind_bits
 from campaign.audit import record
 from campaign.feeds.lines import head_lines, numbered_lines
@@ -219,6 +220,7 @@ def execute_import(import_id: int, *, progress: Progress | None = None) -> FeedI
         raise
     finally:
         staging.drop()
+    dashboard.invalidate(feed_import.campaign_id)  # new hosts: the cached counts are stale
     if progress:
         progress(feed_import)
     return feed_import

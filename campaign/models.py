@@ -20,6 +20,8 @@ class Agency(models.Model):
     instructions_url = models.URLField(blank=True, help_text="Step-by-step closing instructions")
     # Countries (ISO codes) whose hosts this agency writes to in a joint campaign.
     jurisdiction = models.JSONField(default=list, blank=True)
+    # Cadence: at most one letter per contact within this many days, across all campaigns.
+    min_days_between_letters = models.PositiveIntegerField(default=30)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -55,10 +57,17 @@ class Campaign(models.Model):
     status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=ACTIVE)
     reprobe_interval_days = models.PositiveIntegerField(default=7)
     followup_delay_days = models.PositiveIntegerField(default=30)
+    # Control group (letters/holdout.py): the share of contacts never written to, drawn
+    # reproducibly from this seed, so the report can compare against a baseline.
+    holdout_percent = models.PositiveSmallIntegerField(default=0)
+    holdout_seed = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
+    # Joint campaigns: agencies besides the lead (`agency`) that write to the hosts in their
+    # jurisdiction (routing in campaign.agencies); their staff see the campaign too.
+    partners = models.ManyToManyField(Agency, blank=True, related_name="partner_campaigns")
 
     class Meta:
         ordering = ["-created_at"]

@@ -65,10 +65,12 @@ def visible_campaigns(user):
     """Campaigns the user may see: their agency's, or every one for users bound to none.
 
     A single-agency installation needs no agency on its users; once a user is bound to an
-    agency (partner agencies) they see that agency's campaigns only.
+    agency (partner agencies) they see the campaigns that agency leads or is a partner in.
     """
     qs = Campaign.objects.select_related("agency")
     profile = getattr(user, "staff_profile", None)
     if user.is_superuser or profile is None or profile.agency_id is None:
         return qs
-    return qs.filter(agency_id=profile.agency_id)
+    from campaign.agencies import campaigns_q
+
+    return qs.filter(campaigns_q(profile.agency_id))

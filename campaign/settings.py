@@ -186,6 +186,16 @@ CELERY_BEAT_SCHEDULE["contacts-refresh-bootstrap"] = {
     "task": "probes.refresh_rdap_bootstrap", "schedule": 7 * 86400.0,
 }
 
+# Cache: rate limits of the public recipient pages (shared by every web process via Redis).
+_cache_url = env_str("REDIS_URL")
+CACHES = {"default": {
+    "BACKEND": "django.core.cache.backends.redis.RedisCache" if _cache_url
+    else "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": _cache_url or "sys-default", "KEY_PREFIX": "sys",
+}}
+# Absolute base of the links letters carry to the recipient page (https://… in production).
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://localhost:8000").rstrip("/")
+
 # Mail
 _email = email_settings_from_url(env_str("EMAIL_URL", "console:"))
 globals().update(_email)

@@ -19,3 +19,11 @@ def run_import(self, import_id: int) -> str:
         raise self.retry(exc=exc) from exc
     except FormatError as exc:
         return f"failed: {exc}"
+
+
+@shared_task(name="campaign.refresh_dashboard", ignore_result=True)
+def refresh_dashboard(campaign_id: int) -> None:
+    """Recount a large campaign's dashboard figures into the cache (campaign.dashboard)."""
+    from campaign.dashboard import refresh
+
+    refresh(campaign_id)

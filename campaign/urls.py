@@ -14,5 +14,7 @@ urlpatterns = [
     ),
     # anymail tracking and inbound webhooks (authenticated by anymail's settings).
     path("anymail/", include("letters.urls")),
+    # The recipient's page: public, reached by the signed link in each letter.
+    path("r/", include("letters.recipient_urls")),
     path("", include("campaign.web_urls")),
 ]

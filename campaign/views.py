@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from campaign import selectors
+from campaign import agencies, dashboard, selectors
 from campaign.forms import HostFilterForm, ImportForm
 from campaign.roles import has_perm
 from campaign.services import visible_campaigns
@@ -54,7 +54,7 @@ def campaign_detail(request: HttpRequest, slug: str) -> HttpResponse:
     probe_run = latest_run(campaign)
     return render(request, "campaign/campaign_detail.html", {
         "campaign": campaign,
-        "counts": selectors.campaign_counts(campaign),
+        **dashboard.dashboard_context(campaign),
         "imports": selectors.recent_imports(campaign),
         "probe_run": probe_run,
         "probe_run_finished": probe_run is None or probe_run.status in ("done", "failed"),
@@ -68,6 +68,7 @@ def campaign_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @require_perm("import_feed")
 def import_create(request: HttpRequest, slug: str) -> HttpResponse:
     campaign = selectors.campaign_for(request.user, slug)
+    agencies.require_lead(request.user, campaign)
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         from campaign.imports import create_import, queue_import
@@ -182,5 +183,5 @@ def host_detail(request: HttpRequest, slug: str, ip: str) -> HttpResponse:
         "detail": selectors.host_detail(host),
         "probes": host_probe_history(host),
         **contact_pages.host_panel(request.user, host),
-        **letter_pages.host_panel(host),
+        **letter_pages.host_panel(host, request.user),
     })

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from campaign import views
+from campaign import agency_views, views
 from letters import views as letter_views
 from probes import contact_views
 from probes import views as probe_views
@@ -38,6 +38,11 @@ urlpatterns = [
     path("c/<slug:slug>/letters/<int:pk>/remove/", letter_views.letter_remove,
          name="letter_remove"),
     path("review/", letter_views.review_queue, name="review_queue"),
+    path("agencies/", agency_views.agency_list, name="agency_list"),
+    path("agencies/<int:pk>/", agency_views.agency_settings, name="agency_settings"),
+    path("templates/<str:name>/", agency_views.template_edit, name="template_edit"),
+    path("templates/<str:name>/preview/", agency_views.template_preview,
+         name="template_preview"),
     path("suppressions/", contact_views.suppression_list, name="suppression_list"),
     path("c/<slug:slug>/hosts/", views.host_list, name="host_list"),
     # IPv6 addresses contain colons, which are fine in a path segment.

@@ -50,6 +50,11 @@ class Batch(models.Model):
     campaign = models.ForeignKey(
         "campaign.Campaign", on_delete=models.CASCADE, related_name="letter_batches"
     )
+    # The agency that builds, reviews and sends it (joint campaigns: each its own hosts);
+    # None on batches from before partner agencies, which belong to the campaign's lead.
+    agency = models.ForeignKey(
+        "campaign.Agency", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     state = models.CharField(
         max_length=10, choices=[(s, s) for s in states.BATCH_STATES], default=states.DRAFT
     )
@@ -72,6 +77,9 @@ class Batch(models.Model):
     reviewed_at = models.DateTimeField(null=True, blank=True)
     sending_started_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # What the builder left out and why (letters/holdout.py, letters/cadence.py):
+    # {"held_out": N, "waiting": N, "waiting_contacts": [{"email", "reason", "until"}]}.
+    screened = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -241,3 +249,52 @@ class InboundMessage(models.Model):
 
     def __str__(self) -> str:
         return f"reply from {self.from_email}: {self.subject}"
+
+
+class ContactDraw(models.Model):
+    """The control-group draw for one contact of a campaign: made once, kept for the record.
+
+    Drawn by contact, not by host, so one owner is either written to or not; the draw is a
+    hash of the campaign's seed and the address (letters/holdout.py), so anyone can repeat it.
+    """
+
+    campaign = models.ForeignKey(
+        "campaign.Campaign", on_delete=models.CASCADE, related_name="contact_draws"
+    )
+    email = models.EmailField()
+    held_out = models.BooleanField()
+    bucket = models.FloatField(help_text="The draw in [0, 1); held out when below the share")
+    percent = models.PositiveSmallIntegerField(help_text="The held-out share when drawn")
+    reason = models.CharField(max_length=200)
+    drawn_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "email"], name="contactdraw_unique")
+        ]
+        indexes = [models.Index(fields=["campaign", "held_out"])]
+
+    def __str__(self) -> str:
+        return f"{self.email}: {'held out' if self.held_out else 'notified'}"
+
+
+class ControlHost(models.Model):
+    """A host of a held-out contact: re-tested like a notified host, never written to."""
+
+    campaign = models.ForeignKey(
+        "campaign.Campaign", on_delete=models.CASCADE, related_name="control_hosts"
+    )
+    host = models.OneToOneField("campaign.Host", on_delete=models.CASCADE,
+                                related_name="control")
+    draw = models.ForeignKey(ContactDraw, on_delete=models.CASCADE, related_name="hosts")
+    # When a letter would have been written (the batch that held it out): the clock's start.
+    since = models.DateTimeField(default=timezone.now)
+    last_retest_at = models.DateTimeField(null=True, blank=True)
+    # The first follow-up re-test that found it closed (as Host.remediated_at for notified).
+    remediated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["campaign", "remediated_at"])]
+
+    def __str__(self) -> str:
+        return f"control host {self.host_id}"

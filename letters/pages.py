@@ -15,6 +15,7 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q,
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
+from campaign import agencies
 from campaign.models import AuditEvent, Campaign, Host
 from campaign.roles import has_perm
 from campaign.services import visible_campaigns
@@ -64,8 +65,9 @@ def batches_with_counts(qs: QuerySet[Batch]) -> QuerySet[Batch]:
     return qs.select_related("created_by", "reviewed_by").annotate(letter_count=_letter_count())
 
 
-def campaign_batches(campaign: Campaign, *, limit: int = 10) -> list[Batch]:
-    return list(batches_with_counts(Batch.objects.filter(campaign=campaign))
+def campaign_batches(campaign: Campaign, *, limit: int = 10, user=None) -> list[Batch]:
+    scope = agencies.batch_scope(user)
+    return list(batches_with_counts(Batch.objects.filter(scope, campaign=campaign))
                 .order_by("-created_at", "-id")[:limit])
 
 
@@ -78,7 +80,7 @@ def batch_for(campaign: Campaign, pk: int) -> Batch:
 
 
 def letter_state_counts(qs: QuerySet[Letter]) -> dict[str, int]:
-    rows = dict(qs.order_by().values_list("state").annotate(n=Count("id")))
+    rows = dict(qs.order_by().values_list("state").annotate(n=Count("*")))  # index-only
     return {s: rows.get(s, 0) for s in states.LETTER_STATES if rows.get(s)}
 
 
@@ -163,7 +165,7 @@ def review_queue(user) -> list[QueueEntry]:
     editor = Batch.editors.through.objects.filter(batch_id=OuterRef("pk"), user_id=user.pk)
     batches = list(
         batches_with_counts(
-            Batch.objects.filter(state=states.SUBMITTED,
+            Batch.objects.filter(agencies.batch_scope(user), state=states.SUBMITTED,
                                  campaign__in=visible_campaigns(user).values("pk"))
         )
         .select_related("campaign", "campaign__agency")
@@ -189,8 +191,9 @@ def review_queue(user) -> list[QueueEntry]:
 # --- letters -------------------------------------------------------------------------------
 
 
-def letters_page(campaign: Campaign, *, state: str = "", page: str | int | None = None) -> Page:
-    qs = Letter.objects.filter(campaign=campaign)
+def letters_page(campaign: Campaign, *, state: str = "", page: str | int | None = None,
+                 user=None) -> Page:
+    qs = Letter.objects.filter(agencies.letter_scope(user), campaign=campaign)
     if state:
         qs = qs.filter(state=state)
     qs = (qs.only(*LIST_FIELDS).order_by("-id")
@@ -225,6 +228,10 @@ AUDIT_TITLES = {
     "batch.approve": "Batch approved", "batch.reject": "Batch rejected",
     "batch.reopen": "Batch reopened for editing", "batch.edit": "Batch edited",
     "batch.send": "Sending started", "batch.sent": "Batch sent",
+    # From the recipient's page (letters/recipient.py).
+    "letter.recipient_retest": "Recipient asked for a re-test",
+    "letter.recipient_feedback": "Recipient wrote on their page",
+    "contact.review_requested": "Contact flagged for review by the recipient",
 }
 
 
@@ -271,10 +278,11 @@ def letter_timeline(letter: Letter) -> tuple[list[TimelineEntry], list[InboundMe
     return entries, replies
 
 
-def host_letters(host: Host) -> list[LetterHost]:
+def host_letters(host: Host, user=None) -> list[LetterHost]:
     """The letters written about a host, oldest first, for the host page (one query)."""
     return list(
-        LetterHost.objects.filter(host_id=host.pk).select_related("letter")
+        LetterHost.objects.filter(agencies.batch_scope(user, via="letter__batch__"),
+                                  host_id=host.pk).select_related("letter")
         .only("id", "dropped", "host_id", "letter_id", *(f"letter__{f}" for f in LIST_FIELDS
                                                           if f != "id"))
         .order_by("letter__created_at", "letter_id")
@@ -283,15 +291,23 @@ def host_letters(host: Host) -> list[LetterHost]:
 
 def campaign_panel(user, campaign: Campaign) -> dict:
     """The campaign page's letters card: counts by state and the latest batches."""
-    counts = selectors.letter_counts(campaign)
+    if agencies.viewer_agency_id(user) is None:
+        counts = selectors.letter_counts(campaign)
+    else:  # staff of one agency count only their agency's letters and batches
+        counts = {
+            "by_state": letter_state_counts(
+                Letter.objects.filter(agencies.letter_scope(user), campaign=campaign)),
+            "batches": dict(Batch.objects.filter(agencies.batch_scope(user), campaign=campaign)
+                            .order_by().values_list("state").annotate(n=Count("id"))),
+        }
     return {
         "letter_counts": {s: n for s, n in counts["by_state"].items() if n},
         "letters_total": sum(counts["by_state"].values()),
         "batches_awaiting": counts["batches"].get(states.SUBMITTED, 0),
-        "batches": campaign_batches(campaign),
+        "batches": campaign_batches(campaign, user=user),
         "may_build_batch": has_perm(user, "build_batch"),
     }
 
 
-def host_panel(host: Host) -> dict:
-    return {"host_letters": host_letters(host)}
+def host_panel(host: Host, user=None) -> dict:
+    return {"host_letters": host_letters(host, user)}

@@ -264,7 +264,8 @@ def prepare_context(context: Mapping[str, Any]) -> dict[str, Any]:
             item.setdefault("protocol", PROTOCOLS.get(item.get("check", ""), ""))
             evidence.append(item)
         hosts.append({**host, "evidence": evidence})
-    ctx = {"retest_after": None, "first_notice_at": None, **context, "hosts": hosts}
+    ctx = {"retest_after": None, "first_notice_at": None, "recipient_url": None, **context,
+           "hosts": hosts}
     return ctx
 
 
@@ -290,6 +291,7 @@ SAMPLE_CONTEXT: dict[str, Any] = {
     ],
     "retest_after": "2026-12-20",
     "first_notice_at": "2026-11-21T09:00:00+00:00",
+    "recipient_url": "https://agency.example/r/sample-token/",
 }
 
 

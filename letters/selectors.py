@@ -173,7 +173,8 @@ def first_notice_dates(host_ids: Iterable[int]) -> dict[int, datetime]:
 def letter_counts(campaign: Campaign) -> dict:
     """{"by_state": {letter state: N}, "batches": {batch state: N}} for campaign_status."""
     letters = dict(
-        Letter.objects.filter(campaign=campaign).values_list("state").annotate(n=Count("id"))
+        # Count("*"): an index-only scan of (campaign, state), not a read of every letter.
+        Letter.objects.filter(campaign=campaign).values_list("state").annotate(n=Count("*"))
     )
     batches = dict(
         Batch.objects.filter(campaign=campaign).values_list("state").annotate(n=Count("id"))

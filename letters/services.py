@@ -25,12 +25,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from campaign import agencies
 from campaign import states as host_states
 from campaign.audit import record
 from campaign.hosts import transition_host
-from campaign.models import Campaign, Host
+from campaign.models import Agency, Campaign, Host
 from campaign.roles import has_perm
-from letters import selectors, states
+from letters import cadence, holdout, selectors, states
 from letters.models import (
     Batch,
     InboundMessage,
@@ -40,6 +41,7 @@ from letters.models import (
     LetterSettings,
     LetterTemplate,
 )
+from letters.recipient import letter_url
 from letters.rendering import LetterRenderer, check_template
 from letters.throttle import Throttle, paced
 from probes.contacts.selectors import SuppressionList
@@ -113,8 +115,9 @@ def load_renderer() -> LetterRenderer:
 
 # -- letter contents ------------------------------------------------------------------------
 
-def agency_context(campaign: Campaign) -> dict:
-    agency = campaign.agency
+def agency_context(campaign: Campaign, agency: Agency | None = None) -> dict:
+    """The sender, letterhead, signature and links of the agency writing (default: lead)."""
+    agency = agency or campaign.agency
     sender = agency.sender_email or settings.DEFAULT_FROM_EMAIL
     return {
         "name": agency.name,
@@ -186,8 +189,13 @@ def build_batch(
     country: str | None = None,
     max_letters: int | None = None,
     now: datetime | None = None,
+    agency: Agency | None = None,
 ) -> Batch:
-    """Create a draft batch: one letter per contact (and notice kind) listing all its hosts."""
+    """Create a draft batch: one letter per contact (and notice kind) listing all its hosts.
+
+    The batch belongs to the builder's agency (see campaign.agencies.acting_agency) and takes
+    only the hosts routed to it: in a joint campaign each agency writes its own letters.
+    """
     _require(actor, "build_batch", "build letter batches")
     if max_letters is not None and max_letters < 1:
         raise LetterError("--max must be at least 1")
@@ -198,6 +206,14 @@ def build_batch(
         findings = selectors.open_findings(campaign, country=country, language=language)
     except ValueError as exc:
         raise LetterError(str(exc)) from None
+    writer = agencies.acting_agency(actor, campaign, agency)
+    route = agencies.router(campaign)
+    findings = [f for f in findings if route.route(f.country) == writer.pk]
+    # The control group never gets a letter; a contact written to recently waits its turn.
+    held = holdout.screen_findings(campaign, findings, now=now)
+    paced_out = cadence.screen_findings(campaign, held.kept, agency=writer, now=now)
+    findings = paced_out.kept
+    screened = cadence.screened_summary(held.held_out_hosts, held.held_out_contacts, paced_out)
     groups: dict[tuple[str, str], list[selectors.Finding]] = {}
     for finding in findings:
         key = (finding.kind, finding.email)
@@ -213,10 +229,11 @@ def build_batch(
         first_dates.update(Host.objects.filter(pk__in=missing, state=host_states.NOTIFIED)
                            .values_list("id", "state_changed_at"))
     bilingual = letter_settings(campaign).bilingual
-    agency = agency_context(campaign)
+    agency = agency_context(campaign, writer)
     renderer = load_renderer()
     batch = Batch.objects.create(
-        campaign=campaign, created_by=actor, created_at=now, state_changed_at=now,
+        campaign=campaign, agency=writer, created_by=actor, created_at=now, state_changed_at=now,
+        screened=screened,
         filters={"language": language or "", "country": (country or "").upper(),
                  "max": max_letters},
     )
@@ -230,6 +247,7 @@ def build_batch(
         context = letter_context(campaign=campaign, agency=agency, kind=kind, hosts=hosts,
                                  first_notice_at=first_at, now=now)
         key = uuid.uuid4().hex
+        context["recipient_url"] = letter_url(key)  # the recipient's own page (signed link)
         letter = Letter(
             batch=batch, campaign=campaign, kind=kind, state=states.DRAFT, email=email,
             language=language_votes.most_common(1)[0][0], bilingual=bilingual,
@@ -258,6 +276,7 @@ def _live_letters(batch: Batch):
 def submit_batch(*, batch: Batch, actor, comment: str = "") -> Batch:
     _require(actor, "build_batch", "submit letter batches")
     batch = Batch.objects.select_for_update().get(pk=batch.pk)
+    agencies.check_batch_agency(actor, batch)
     if not _live_letters(batch).exists():
         raise LetterError(f"batch {batch.pk} has no letters to review")
     _move_batch(batch, states.SUBMITTED, actor=actor, action="batch.submit",
@@ -271,6 +290,7 @@ def submit_batch(*, batch: Batch, actor, comment: str = "") -> Batch:
 def approve_batch(*, batch: Batch, actor, comment: str = "") -> Batch:
     _require(actor, "review_batch", "approve letter batches (only reviewers may)")
     batch = Batch.objects.select_for_update().get(pk=batch.pk)
+    agencies.check_batch_agency(actor, batch)
     if batch.created_by_id == actor.pk or batch.editors.filter(pk=actor.pk).exists():
         raise FourEyesViolation(
             f"{actor} built or edited batch {batch.pk} and so cannot approve it: "
@@ -289,6 +309,7 @@ def reject_batch(*, batch: Batch, actor, comment: str) -> Batch:
     if not comment or not comment.strip():
         raise LetterError("say why the batch is rejected (--comment)")
     batch = Batch.objects.select_for_update().get(pk=batch.pk)
+    agencies.check_batch_agency(actor, batch)
     _move_batch(batch, states.REJECTED, actor=actor, action="batch.reject",
                 data={"comment": comment.strip()}, reviewed_by=actor,
                 reviewed_at=timezone.now(), review_comment=comment.strip())
@@ -311,6 +332,7 @@ def _mark_edited(batch: Batch, actor, what: str, data: dict) -> None:
 def _locked_editable(batch: Batch, actor) -> Batch:
     _require(actor, "build_batch", "edit letter batches")
     batch = Batch.objects.select_for_update().get(pk=batch.pk)
+    agencies.check_batch_agency(actor, batch)
     if batch.state not in states.EDITABLE_BATCH_STATES:
         raise LetterError(f"batch {batch.pk} is {batch.state} and can no longer be edited")
     return batch
@@ -397,6 +419,8 @@ def start_sending(*, batch: Batch, actor=None) -> Batch:
     if actor is not None:
         _require(actor, "send_batch", "send letter batches")
     batch = Batch.objects.select_for_update().get(pk=batch.pk)
+    if actor is not None:
+        agencies.check_batch_agency(actor, batch)
     if batch.state in (states.SENDING, states.SENT):
         return batch
     if batch.state != states.APPROVED:
@@ -493,6 +517,10 @@ def send_letter(letter_id: int, *, connection=None,
     hit = suppressions.match(letter.email)
     if hit:
         _finish(letter, token, states.CANCELLED, error=f"on the do-not-contact list: {hit}")
+        return CANCELLED
+    if holdout.is_held_out(letter.campaign_id, letter.email):
+        # Belt and braces: the builder never writes to the control group; nor does a send.
+        _finish(letter, token, states.CANCELLED, error="held out as a control")
         return CANCELLED
     closed, total = _closed_links(letter)
     if closed:

@@ -41,3 +41,7 @@ def follow_up_due_task() -> int:
             follow_up_task.delay(campaign.pk)
             queued += 1
     return queued
+
+
+# The recipient page's re-test task lives with its code; importing it registers it.
+from letters import recipient_tasks  # noqa: E402,F401

@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from campaign import agencies
 from campaign import selectors as campaign_selectors
 from campaign.roles import has_perm
 from campaign.views import require_perm
@@ -72,6 +73,10 @@ def batch_create(request: HttpRequest, slug: str) -> HttpResponse:
         except _NothingToWrite:
             form.add_error(None, "No host matches: every verified host with a contact is "
                                  "already in a letter, suppressed, or outside these filters.")
+            if batch.screened.get("held_out") or batch.screened.get("waiting"):
+                form.add_error(None, f"{batch.screened['held_out']} hosts are held out as the "
+                                     f"control group; {batch.screened['waiting']} contacts "
+                                     "wait for the interval between letters.")
         except services.LetterError as exc:
             form.add_error(None, str(exc))
         else:
@@ -87,14 +92,15 @@ def batch_create(request: HttpRequest, slug: str) -> HttpResponse:
 @require_perm("view_campaign")
 def batch_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    return _batch_page(request, campaign, pages.batch_for(campaign, pk), reload=False)
+    return _batch_page(request, campaign, agencies.batch_for(request.user, campaign, pk),
+                       reload=False)
 
 
 @require_GET
 @require_perm("view_campaign")
 def batch_status(request: HttpRequest, slug: str, pk: int) -> JsonResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    response = JsonResponse(pages.batch_status_data(pages.batch_for(campaign, pk)))
+    response = JsonResponse(pages.batch_status_data(agencies.batch_for(request.user, campaign, pk)))
     response["Cache-Control"] = "no-store"
     return response
 
@@ -103,7 +109,7 @@ def batch_status(request: HttpRequest, slug: str, pk: int) -> JsonResponse:
 @require_perm("build_batch")
 def batch_submit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    batch = pages.batch_for(campaign, pk)
+    batch = agencies.batch_for(request.user, campaign, pk)
     try:
         services.submit_batch(batch=batch, actor=request.user)
     except REFUSALS as exc:
@@ -117,7 +123,7 @@ def batch_submit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_perm("review_batch")
 def batch_approve(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    batch = pages.batch_for(campaign, pk)
+    batch = agencies.batch_for(request.user, campaign, pk)
     form = ApproveForm(request.POST)
     if not form.is_valid():
         return _batch_page(request, campaign, batch, status=400, approve_form=form)
@@ -136,7 +142,7 @@ def batch_approve(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_perm("review_batch")
 def batch_reject(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    batch = pages.batch_for(campaign, pk)
+    batch = agencies.batch_for(request.user, campaign, pk)
     form = RejectForm(request.POST)
     if not form.is_valid():
         return _batch_page(request, campaign, batch, status=400, reject_form=form)
@@ -154,7 +160,7 @@ def batch_reject(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_perm("send_batch")
 def batch_send(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    batch = pages.batch_for(campaign, pk)
+    batch = agencies.batch_for(request.user, campaign, pk)
     if batch.state == states.SENT:
         # The service would accept it (idempotent for redelivered tasks); a person pressing
         # the button again is told instead. A batch stuck in "sending" may be resumed.
@@ -176,13 +182,15 @@ def letter_list(request: HttpRequest, slug: str) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
     form = LetterFilterForm(request.GET)
     state = form.cleaned_data["state"] if form.is_valid() else ""
-    counts = pages.letter_state_counts(campaign.letters.all())
+    counts = pages.letter_state_counts(
+        campaign.letters.filter(agencies.letter_scope(request.user)))
     return render(request, "letters/letter_list.html", {
         "campaign": campaign,
         "state": state,
         "state_counts": counts,
         "letters_total": sum(counts.values()),
-        "letters_page": pages.letters_page(campaign, state=state, page=request.GET.get("page")),
+        "letters_page": pages.letters_page(campaign, state=state, page=request.GET.get("page"),
+                                           user=request.user),
     })
 
 
@@ -190,7 +198,7 @@ def letter_list(request: HttpRequest, slug: str) -> HttpResponse:
 @require_perm("view_campaign")
 def letter_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    letter = pages.letter_for(campaign, pk)
+    letter = agencies.letter_for(request.user, campaign, pk)
     timeline, replies = pages.letter_timeline(letter)
     return render(request, "letters/letter_detail.html", {
         "campaign": campaign,
@@ -206,7 +214,7 @@ def letter_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 def letter_preview(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     """The letter as it will leave, beside the same letter in English."""
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    letter = pages.letter_for(campaign, pk)
+    letter = agencies.letter_for(request.user, campaign, pk)
     english = None
     if normalize(letter.language) != ENGLISH:
         english = services.load_renderer().render(letter.kind, letter.context, ENGLISH)
@@ -225,7 +233,7 @@ def letter_preview(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_perm("build_batch")
 def letter_remove(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    letter = pages.letter_for(campaign, pk)
+    letter = agencies.letter_for(request.user, campaign, pk)
     form = RemoveLetterForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Say why the letter is taken out of the batch.")

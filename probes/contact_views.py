@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
+from campaign import agencies
 from campaign import selectors as campaign_selectors
 from campaign.roles import has_perm
 from campaign.views import require_perm
@@ -28,6 +29,7 @@ def queue_run(run: ContactRun) -> None:
 @require_perm("resolve_contacts")
 def contact_run_start(request: HttpRequest, slug: str) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
+    agencies.require_lead(request.user, campaign)
     form = ContactRunForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         run = services.start_run(campaign, mode=form.cleaned_data["mode"], actor=request.user)
@@ -65,6 +67,7 @@ def contact_set(request: HttpRequest, slug: str, ip: str) -> HttpResponse:
     """Override a host's contact (the host page embeds this form; errors come back here)."""
     campaign = campaign_selectors.campaign_for(request.user, slug)
     host = campaign_selectors.host_by_ip(campaign, ip)
+    agencies.require_routed(request.user, campaign, host)
     form = ContactOverrideForm(request.POST) if request.method == "POST" else None
     if form is not None and form.is_valid():
         data = form.cleaned_data

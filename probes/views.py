@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
+from campaign import agencies
 from campaign import selectors as campaign_selectors
 from campaign.views import require_perm
 from probes.forms import ProbeRunForm
@@ -30,6 +31,7 @@ def run_finished(run: ProbeRun) -> bool:
 def probe_run_start(request: HttpRequest, slug: str) -> HttpResponse:
     """GET: the form with its options; POST: snapshot the hosts, queue the run, go watch it."""
     campaign = campaign_selectors.campaign_for(request.user, slug)
+    agencies.require_lead(request.user, campaign)
     # Bound on every POST: the bare button posts no fields, which means "every host".
     form = ProbeRunForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():

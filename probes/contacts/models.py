@@ -109,6 +109,8 @@ class Contact(models.Model):
     )
     override_reason = models.TextField(blank=True)
     overridden_at = models.DateTimeField(null=True, blank=True)
+    # Set when a recipient says "not my server / wrong contact" on their letter's page.
+    review_requested_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

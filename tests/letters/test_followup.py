@@ -65,7 +65,10 @@ def test_follow_up_remediates_closed_hosts_and_queues_a_second_notice(
     call_command("follow_up", "--campaign", campaign.slug, "--now")
     assert capsys.readouterr().out.strip() == "retested=0 remediated=0 still_open=0"
 
-    batch = services.build_batch(campaign=campaign, actor=bob)
+    # The agency writes to a contact at most once per interval: the second notice waits.
+    assert not services.build_batch(campaign=campaign, actor=bob).letters.exists()
+    later = timezone.now() + timedelta(days=campaign.agency.min_days_between_letters)
+    batch = services.build_batch(campaign=campaign, actor=bob, now=later)
     letter = batch.letters.get()
     assert letter.kind == states.SECOND_NOTICE and letter.email == "noc@open.example"
     assert "再通知" in letter.subject and still_open.ip in letter.body_text

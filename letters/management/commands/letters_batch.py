@@ -6,6 +6,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
 from campaign.cli import ProgressBar, get_campaign, get_user
+from campaign.models import Agency
 from letters import services, states
 from letters.models import Batch
 
@@ -21,6 +22,8 @@ class Command(BaseCommand):
         create.add_argument("--language")
         create.add_argument("--country")
         create.add_argument("--max", type=int, dest="max_letters")
+        create.add_argument("--agency", help="joint campaigns, for users bound to no agency: "
+                                             "the participating agency to build for")
         for name in ("submit", "approve", "reject"):
             action = sub.add_parser(name)
             action.add_argument("batch_id", type=int)
@@ -45,10 +48,15 @@ class Command(BaseCommand):
             raise CommandError(f"no batch {batch_id}") from None
 
     def do_create(self, options):
+        agency = None
+        if options["agency"]:
+            agency = Agency.objects.filter(name=options["agency"].strip()).first()
+            if agency is None:
+                raise CommandError(f"no agency {options['agency']!r}")
         batch = services.build_batch(
             campaign=get_campaign(options["campaign"]), actor=get_user(options["by"]),
             language=options["language"], country=options["country"],
-            max_letters=options["max_letters"],
+            max_letters=options["max_letters"], agency=agency,
         )
         self.stdout.write(f"batch={batch.pk} letters={batch.letters.count()}")
 

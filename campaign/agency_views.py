@@ -1,0 +1,232 @@
+"""Agencies and letter templates: settings pages for the admin role.
+
+The template editor previews a draft through the same sandboxed renderer that writes the
+letters (letters.rendering), on a sample letter; a broken or malicious template comes back
+as a form error, never as a 500 and never executed outside the sandbox.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from jinja2 import TemplateError
+
+from campaign import agencies
+from campaign.audit import record
+from campaign.models import Agency
+from campaign.views import require_perm
+from letters.languages import ENGLISH, LANGUAGE_NAMES, LANGUAGES
+from letters.models import LetterTemplate
+from letters.rendering import (
+    EDITABLE_TEMPLATES,
+    KINDS,
+    SAMPLE_CONTEXT,
+    TEMPLATE_DIR,
+    LetterRenderer,
+    Rendered,
+)
+
+# Only the admin role holds change_campaign (campaign.roles).
+ADMIN_PERM = "change_campaign"
+AGENCY_FIELDS = ("letterhead", "sender_email", "reply_to", "signature", "info_url",
+                 "instructions_url", "default_language")
+MAX_SOURCE = 100_000  # characters: a template is a page of text, not a payload
+LANGUAGE_CHOICES = [(code, LANGUAGE_NAMES.get(code, code)) for code in LANGUAGES]
+
+
+class AgencySettingsForm(forms.ModelForm):
+    default_language = forms.ChoiceField(choices=LANGUAGE_CHOICES, label="Default language")
+    info_url = forms.URLField(required=False, assume_scheme="https", label="Information page",
+                              help_text="The agency's page about the operation")
+    instructions_url = forms.URLField(required=False, assume_scheme="https",
+                                      label="Instructions page",
+                                      help_text="Step-by-step closing instructions")
+
+    class Meta:
+        model = Agency
+        fields = AGENCY_FIELDS
+        labels = {"sender_email": "Sender address", "reply_to": "Reply-to address",
+                  "info_url": "Information page", "instructions_url": "Instructions page"}
+        widgets = {"letterhead": forms.Textarea(attrs={"rows": 4}),
+                   "signature": forms.Textarea(attrs={"rows": 3})}
+
+
+class TemplateForm(forms.Form):
+    source = forms.CharField(widget=forms.Textarea(attrs={"rows": 24, "spellcheck": "false"}),
+                             max_length=MAX_SOURCE, strip=False, label="Template source")
+    language = forms.ChoiceField(choices=LANGUAGE_CHOICES, initial=ENGLISH, required=False,
+                                 label="Preview language")
+
+
+# --- agencies ------------------------------------------------------------------------------
+
+
+def _agencies_for(user):
+    agency_id = agencies.viewer_agency_id(user)
+    qs = Agency.objects.order_by("name")
+    return qs if agency_id is None else qs.filter(pk=agency_id)
+
+
+@require_GET
+@require_perm(ADMIN_PERM)
+def agency_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "agencies/agency_list.html", {
+        "agencies": list(_agencies_for(request.user)),
+        "templates": template_rows(),
+    })
+
+
+@require_http_methods(["GET", "POST"])
+@require_perm(ADMIN_PERM)
+def agency_settings(request: HttpRequest, pk: int) -> HttpResponse:
+    agency = _agencies_for(request.user).filter(pk=pk).first()
+    if agency is None:
+        raise Http404("no such agency")
+    form = AgencySettingsForm(request.POST or None, instance=agency)
+    if request.method == "POST" and form.is_valid():
+        changed = [f for f in form.changed_data if f in AGENCY_FIELDS]
+        if changed:
+            form.save(commit=False).save(update_fields=changed)
+            record("agency.update", actor=request.user, obj=agency,
+                   data={"changed": changed})
+            messages.success(request, f"Settings of {agency.name} saved.")
+        else:
+            messages.info(request, "Nothing changed.")
+        return redirect("agency_settings", pk=agency.pk)
+    return render(request, "agencies/agency_settings.html", {"agency": agency, "form": form},
+                  status=400 if form.errors else 200)
+
+
+# --- letter templates ----------------------------------------------------------------------
+
+
+def shipped_source(name: str) -> str:
+    return (TEMPLATE_DIR / name).read_text(encoding="utf-8")
+
+
+def template_rows() -> list[dict]:
+    """Every editable template, grouped by letter kind, with its override if there is one."""
+    overrides = {t.name: t for t in LetterTemplate.objects.select_related("updated_by")}
+    rows = []
+    for name in EDITABLE_TEMPLATES:
+        kind = name.split(".", 1)[0]
+        rows.append({"name": name, "group": kind if kind in KINDS else "shared",
+                     "override": overrides.get(name)})
+    return rows
+
+
+def _require_template(name: str) -> None:
+    if name not in EDITABLE_TEMPLATES:
+        raise Http404("no such letter template")
+
+
+def _sample_context(user) -> dict:
+    """The sample letter, signed by the user's agency where its settings are filled in."""
+    agency_id = agencies.viewer_agency_id(user)
+    sample = dict(SAMPLE_CONTEXT)
+    agency = Agency.objects.filter(pk=agency_id).first() if agency_id else None
+    if agency is not None:
+        sample["agency"] = {**SAMPLE_CONTEXT["agency"], "name": agency.name, **{
+            key: getattr(agency, field) for key, field in (
+                ("letterhead", "letterhead"), ("signature", "signature"),
+                ("reply_to", "reply_to"), ("sender_email", "sender_email"),
+                ("info_url", "info_url"), ("instructions_url", "instructions_url"),
+            ) if getattr(agency, field)
+        }}
+    return sample
+
+
+def describe_error(exc: Exception) -> str:
+    """What went wrong in words a template author can act on (line numbers included)."""
+    lineno = getattr(exc, "lineno", None)
+    where = f" (line {lineno})" if lineno else ""
+    if exc.__class__.__name__ == "SecurityError":
+        return f"Not allowed in a letter template{where}: {exc}"
+    return f"The template does not render{where}: {exc.__class__.__name__}: {exc}"
+
+
+def render_preview(name: str, source: str, language: str, user) -> Rendered:
+    """Render the sample letter with `source` in place of template `name`, in the sandbox.
+
+    The other staff-edited templates are used too, so the preview is what a batch would send.
+    Raises TemplateError (SecurityError included) and the errors a filter may raise.
+    """
+    _require_template(name)
+    overrides = dict(LetterTemplate.objects.values_list("name", "source"))
+    overrides[name] = source
+    kind = name.split(".", 1)[0]
+    return LetterRenderer(overrides).render(kind if kind in KINDS else KINDS[0],
+                                            _sample_context(user), language or ENGLISH)
+
+
+# What a template can make the renderer raise: the sandbox's SecurityError is a TemplateError;
+# RecursionError is an include or macro that calls itself.
+PREVIEW_ERRORS = (TemplateError, ValueError, TypeError, KeyError, LookupError, RecursionError,
+                  ArithmeticError)
+
+
+def _preview_or_error(name: str, source: str, language: str, user
+                      ) -> tuple[Rendered | None, str]:
+    try:
+        return render_preview(name, source, language, user), ""
+    except PREVIEW_ERRORS as exc:
+        return None, describe_error(exc)
+
+
+@require_http_methods(["GET", "POST"])
+@require_perm(ADMIN_PERM)
+def template_edit(request: HttpRequest, name: str) -> HttpResponse:
+    _require_template(name)
+    override = LetterTemplate.objects.select_related("updated_by").filter(name=name).first()
+    initial = {"source": override.source if override else shipped_source(name),
+               "language": ENGLISH}
+    form = TemplateForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        source = form.cleaned_data["source"]
+        from letters.services import save_template
+
+        try:  # checks the template in the sandbox, stores it and writes the audit log
+            save_template(name=name, source=source, actor=request.user)
+        except PREVIEW_ERRORS as exc:
+            form.add_error("source", describe_error(exc))
+        else:
+            messages.success(request, f"Template {name} saved.")
+            return redirect("template_edit", name=name)
+    if form.is_bound and "source" in form.data:
+        source, language = form.data["source"], form.data.get("language") or ENGLISH
+    else:
+        source, language = initial["source"], ENGLISH
+    if language not in LANGUAGES:
+        language = ENGLISH
+    preview, error = _preview_or_error(name, source, language, request.user)
+    return render(request, "agencies/template_edit.html", {
+        "name": name,
+        "form": form,
+        "override": override,
+        "preview": preview,
+        "preview_error": error,
+    }, status=400 if form.errors else 200)
+
+
+@require_POST
+@require_perm(ADMIN_PERM)
+def template_preview(request: HttpRequest, name: str) -> JsonResponse:
+    """The live preview: render a draft (never stored) and return its parts as JSON."""
+    _require_template(name)
+    source = request.POST.get("source", "")
+    language = request.POST.get("language") or ENGLISH
+    if len(source) > MAX_SOURCE:
+        return JsonResponse({"ok": False, "error": "The template is too long."}, status=400)
+    if language not in LANGUAGES:
+        language = ENGLISH
+    preview, error = _preview_or_error(name, source, language, request.user)
+    if preview is None:
+        response = JsonResponse({"ok": False, "error": error}, status=400)
+    else:
+        response = JsonResponse({"ok": True, "subject": preview.subject, "text": preview.text,
+                                 "html": preview.html})
+    response["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,311 @@
+"""The recipient's page: signed links, what it may show, re-tests and replies from it.
+
+A letter's link carries a token signed with SECRET_KEY (django.core.signing: HMAC-SHA256,
+compared in constant time) over the letter's idempotency key, which is itself 128 random bits.
+Nothing else identifies the letter, so a token opens exactly one letter and cannot be guessed
+or derived from another. Every read here starts from that letter and reaches hosts only through
+its own LetterHost rows: no function takes a host id from the request.
+
+Tokens stop working when the campaign is closed (or after RECIPIENT_LINK_MAX_AGE_DAYS); an
+expired token and a forged one get the same answer, so a probe of the URL space learns nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.core import signing
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from campaign import states as host_states
+from campaign.audit import record
+from campaign.models import AuditEvent, Campaign, Host
+from letters import states
+from letters.models import InboundMessage, Letter, LetterHost
+
+SALT = "letters.recipient.v1"
+SELF_SERVICE = "self_service"  # ProbeRun.reason of re-tests started from the page
+INBOUND_ESP = "recipient-page"  # InboundMessage.esp of replies written on the page
+RETEST_ACTION = "letter.recipient_retest"
+FEEDBACK_ACTION = "letter.recipient_feedback"
+NOT_MINE = "not_mine"
+MESSAGE = "message"
+FEEDBACK_KINDS = {NOT_MINE: "This is not my server / wrong contact", MESSAGE: "Message"}
+MAX_TEXT = 5000
+TRANSCRIPT_CHARS = 1200
+
+# (count, seconds) per fixed window; overridable in settings for tests and busy agencies.
+DEFAULT_LIMITS = {
+    "retest_token": (3, 3600),
+    "retest_ip": (10, 3600),
+    "feedback_token": (5, 3600),
+    "feedback_ip": (20, 3600),
+}
+
+
+# -- tokens --------------------------------------------------------------------------------
+
+def make_token(letter_key: str) -> str:
+    return signing.dumps(letter_key, salt=SALT, compress=False)
+
+
+def letter_url(letter_key: str) -> str:
+    """The absolute link a letter carries (PUBLIC_BASE_URL + /r/<token>/)."""
+    return f"{settings.PUBLIC_BASE_URL}/r/{make_token(letter_key)}/"
+
+
+def _max_age() -> int:
+    return int(getattr(settings, "RECIPIENT_LINK_MAX_AGE_DAYS", 400)) * 86400
+
+
+def letter_for_token(token: str) -> Letter | None:
+    """The letter a valid, unexpired token opens, else None (whatever the reason)."""
+    try:
+        key = signing.loads(token, salt=SALT, max_age=_max_age())
+    except signing.BadSignature:  # includes SignatureExpired
+        return None
+    if not isinstance(key, str):
+        return None
+    letter = (Letter.objects.select_related("campaign", "campaign__agency")
+              .filter(idempotency_key=key, state__in=states.OUT_STATES).first())
+    if letter is None or letter.campaign.status == Campaign.CLOSED:
+        return None
+    return letter
+
+
+def token_digest(token: str) -> str:
+    """What cache keys and logs hold instead of the token itself."""
+    return hashlib.sha256(token.encode()).hexdigest()[:32]
+
+
+# -- rate limits ---------------------------------------------------------------------------
+
+class RateLimited(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"rate limited for {retry_after}s")
+        self.retry_after = retry_after
+
+
+def _limit(scope: str) -> tuple[int, int]:
+    limits = {**DEFAULT_LIMITS, **getattr(settings, "RECIPIENT_RATE_LIMITS", {})}
+    return limits[scope]
+
+
+def hit(scope: str, ident: str) -> None:
+    """Count one request in a fixed window; raise RateLimited past the scope's limit.
+
+    cache.add + incr are atomic in Redis (and in locmem), so concurrent web processes share
+    one count.
+    """
+    count, window = _limit(scope)
+    now = int(time.time())
+    slot = now // window
+    key = f"recipient:rl:{scope}:{hashlib.sha256(ident.encode()).hexdigest()[:24]}:{slot}"
+    cache.add(key, 0, timeout=window + 5)
+    try:
+        used = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=window + 5)
+        used = 1
+    if used > count:
+        raise RateLimited(window - now % window)
+
+
+def check_limits(kind: str, token: str, client_ip: str) -> None:
+    # The token first: one recipient hammering the button must not use up a shared IP's budget.
+    hit(f"{kind}_token", token_digest(token))
+    hit(f"{kind}_ip", client_ip or "unknown")
+
+
+# -- reads ---------------------------------------------------------------------------------
+
+@dataclass
+class PageHost:
+    ip: str
+    state: str
+    country: str
+    evidence: list[dict]
+    transcript: str = ""
+    remediated_at: object = None
+    checks: list[str] = field(default_factory=list)
+
+    @property
+    def closed(self) -> bool:
+        return self.state == host_states.REMEDIATED
+
+
+def letter_links(letter: Letter):
+    """This letter's hosts and nothing else: the only way the page reaches hosts."""
+    return (LetterHost.objects.filter(letter=letter, dropped=False)
+            .select_related("host").order_by("host__ip", "id"))
+
+
+def _summarize(transcript: str) -> str:
+    lines = [line for line in transcript.splitlines() if line.strip()]
+    text = "\n".join(lines[:30])
+    return text[:TRANSCRIPT_CHARS] + ("\n…" if len(text) > TRANSCRIPT_CHARS or len(lines) > 30
+                                     else "")
+
+
+def page_hosts(letter: Letter) -> list[PageHost]:
+    """What the page shows per host: evidence quoted in the letter, newest open transcript."""
+    from probes.verification.base import OPEN
+    from probes.verification.models import ProbeResult
+
+    links = list(letter_links(letter))
+    ids = [link.host_id for link in links]
+    transcripts: dict[int, str] = {}
+    rows = (ProbeResult.objects.filter(host_id__in=ids, verdict=OPEN)
+            .order_by("host_id", "-started_at", "-id").values_list("host_id", "transcript"))
+    for host_id, transcript in rows:
+        transcripts.setdefault(host_id, _summarize(transcript or ""))
+    return [
+        PageHost(ip=link.host.ip, state=link.host.state, country=link.host.country,
+                 evidence=list(link.evidence or []), transcript=transcripts.get(link.host_id, ""),
+                 remediated_at=link.host.remediated_at)
+        for link in links
+    ]
+
+
+def retest_candidates(letter: Letter) -> list[int]:
+    """Hosts of the letter a re-test can still close (notified, not yet remediated)."""
+    return list(letter_links(letter).filter(host__state=host_states.NOTIFIED)
+                .values_list("host_id", flat=True))
+
+
+def run_for_letter(letter: Letter, run_id: int):
+    """The self-service probe run `run_id` if this letter's page started it, else None."""
+    from probes.verification.models import ProbeRun
+
+    started_here = AuditEvent.objects.filter(
+        action=RETEST_ACTION, object_type="letter", object_id=str(letter.pk),
+        data__run=run_id).exists()
+    if not started_here:
+        return None
+    return ProbeRun.objects.filter(pk=run_id, campaign_id=letter.campaign_id).first()
+
+
+def run_hosts(letter: Letter, run) -> list[dict]:
+    """Per host of the run (all of them this letter's): its address, state and verdict."""
+    from probes.verification.base import ERROR, NOT_OPEN, OPEN, UNREACHABLE
+    from probes.verification.models import ProbeResult
+
+    allowed = {link.host_id: link.host for link in letter_links(letter)}
+    verdicts: dict[int, set[str]] = {}
+    for host_id, verdict in ProbeResult.objects.filter(
+            run=run, host_id__in=list(allowed)).values_list("host_id", "verdict"):
+        verdicts.setdefault(host_id, set()).add(verdict)
+    out = []
+    for host_id in run.host_ids:
+        host = allowed.get(host_id)
+        if host is None:
+            continue
+        seen = verdicts.get(host_id, set())
+        # The overall verdict as the engine counts it: open wins, then a refusal, then silence.
+        verdict = next((v for v in (OPEN, NOT_OPEN, ERROR, UNREACHABLE) if v in seen), "")
+        out.append({"ip": host.ip, "state": host.state, "verdict": verdict})
+    return out
+
+
+# -- writes --------------------------------------------------------------------------------
+
+class NothingToTest(Exception):
+    pass
+
+
+def start_retest(letter: Letter, *, token: str, client_ip: str):
+    """Queue the verification probe on this letter's open hosts; returns the ProbeRun.
+
+    Raises RateLimited or NothingToTest. The run goes through Celery (the same probe engine
+    and the same state rules as any run: a notified host that refuses becomes remediated).
+    """
+    from probes.verification.services import start_probe_run
+
+    check_limits("retest", token, client_ip)
+    ids = retest_candidates(letter)
+    if not ids:
+        raise NothingToTest
+    with transaction.atomic():
+        run = start_probe_run(letter.campaign, host_ids=ids, reason=SELF_SERVICE)
+        record(RETEST_ACTION, campaign_id=letter.campaign_id, obj=letter,
+               data={"run": run.pk, "hosts": len(ids), "reason": "requested on the recipient page"})
+        transaction.on_commit(lambda: _queue(run.pk, letter.pk))
+    return run
+
+
+def _queue(run_id: int, letter_id: int) -> None:
+    from letters.recipient_tasks import recipient_retest_task
+
+    recipient_retest_task.delay(run_id, letter_id)
+
+
+def record_self_service_outcome(letter: Letter, run) -> int:
+    """After a page re-test: mark each host it remediated as self-reported and verified.
+
+    Idempotent (a redelivered task records nothing twice). Returns how many were recorded.
+    """
+    recorded = 0
+    host_ids = [link.host_id for link in letter_links(letter) if link.host_id in set(run.host_ids)]
+    closed_by_run = set(
+        AuditEvent.objects.filter(
+            action="host.transition", object_type="host",
+            object_id__in=[str(i) for i in host_ids], data__run=run.pk,
+            data__to=host_states.REMEDIATED,
+        ).values_list("object_id", flat=True)
+    )
+    already = set(
+        AuditEvent.objects.filter(action="host.self_service_remediated", data__run=run.pk)
+        .values_list("object_id", flat=True)
+    )
+    for host in Host.objects.filter(pk__in=host_ids).order_by("id"):
+        if str(host.pk) in closed_by_run and str(host.pk) not in already:
+            record("host.self_service_remediated", campaign_id=letter.campaign_id, obj=host,
+                   data={"letter": letter.pk, "run": run.pk, "self_reported": True,
+                         "verified": True, "ip": host.ip})
+            recorded += 1
+    return recorded
+
+
+def submit_feedback(letter: Letter, *, kind: str, text: str, token: str,
+                    client_ip: str) -> InboundMessage:
+    """A reply written on the page: onto the letter's thread, and its contacts up for review."""
+    from letters.services import move_letter
+    from probes.contacts.models import Contact
+
+    if kind not in FEEDBACK_KINDS:
+        raise ValueError(f"unknown feedback kind {kind!r}")
+    text = (text or "").strip()[:MAX_TEXT]
+    if kind == MESSAGE and not text:
+        raise ValueError("empty message")
+    check_limits("feedback", token, client_ip)
+    ips = [link.host.ip for link in letter_links(letter)]
+    subject = f"[recipient page] {FEEDBACK_KINDS[kind]}"
+    with transaction.atomic():
+        stored = InboundMessage.objects.create(
+            letter=letter, esp=INBOUND_ESP, from_email="", to=letter.email,
+            subject=subject, text=text or "(no comment)",
+            message_id="", in_reply_to=letter.message_id[:2000],
+        )
+        move_letter(letter, states.REPLIED, data={"esp": INBOUND_ESP, "reply": stored.pk})
+        reviewed = 0
+        if kind == NOT_MINE:
+            host_ids = [link.host_id for link in letter_links(letter)]
+            reviewed = Contact.objects.filter(host_id__in=host_ids).update(
+                review_requested_at=timezone.now())
+            record("contact.review_requested", campaign_id=letter.campaign_id, obj=letter,
+                   data={"letter": letter.pk, "ips": ips, "contacts": reviewed,
+                         "reason": "the recipient says this is not their server"})
+        record(FEEDBACK_ACTION, campaign_id=letter.campaign_id, obj=letter,
+               data={"kind": kind, "reply": stored.pk, "comment": subject})
+    return stored
+
+
+def expires_at(letter: Letter):
+    """When the link stops working at the latest (the campaign may close earlier)."""
+    return (letter.sent_at or letter.created_at) + timedelta(seconds=_max_age())
