@@ -35,7 +35,8 @@ def campaign_report(campaign: Campaign, agency: Agency | None = None, *,
         LetterHost.objects.filter(scope, letter__campaign=campaign, dropped=False,
                                   letter__sent_at__isnull=False)
         .order_by("host_id", "letter__sent_at", "letter_id")
-        .values_list("host_id", "host__country", "host__state", "host__remediated_at",
+        .values_list("host_id", "host__country", "host__contact__country", "host__state",
+                     "host__remediated_at",
                      "letter__language", "letter__state", "letter__sent_at",
                      "letter__delivered_at", "letter__bounced_at", "letter__replied_at")
     )
@@ -47,10 +48,12 @@ def campaign_report(campaign: Campaign, agency: Agency | None = None, *,
             LetterHost.objects.filter(scope, letter__campaign=campaign, dropped=False,
                                       letter__sent_at__isnull=False))
     hosts: dict[int, dict] = {}
-    for (host_id, country, state, remediated_at, language, letter_state, sent_at,
-         delivered_at, bounced_at, replied_at) in rows.iterator(chunk_size=5000):
+    for (host_id, country, contact_country, state, remediated_at, language, letter_state,
+         sent_at, delivered_at, bounced_at, replied_at) in rows.iterator(chunk_size=5000):
         host = hosts.setdefault(host_id, {
-            "country": country or "--", "language": language, "first_sent": sent_at,
+            # The host's own country (from the feed), else its abuse contact's.
+            "country": country or contact_country or "--", "language": language,
+            "first_sent": sent_at,
             "remediated_at": remediated_at if state == host_states.REMEDIATED else None,
             "delivered": False, "bounced": False, "replied": False,
         })

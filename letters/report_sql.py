@@ -25,13 +25,16 @@ per_host AS (
     GROUP BY k.host_id
 ),
 hosts AS (
-    SELECT COALESCE(NULLIF(h.country, ''), '--') AS country, p.language, p.delivered,
+    -- The host's own country (from the feed), else its abuse contact's (from the registry).
+    SELECT COALESCE(NULLIF(h.country, ''), NULLIF(c.country, ''), '--') AS country,
+           p.language, p.delivered,
            p.bounced, p.replied,
            CASE WHEN h.state = %s AND h.remediated_at IS NOT NULL
                 THEN EXTRACT(EPOCH FROM (h.remediated_at - p.first_sent))::float8 / 86400
            END AS days,
            (h.state = %s AND h.remediated_at IS NOT NULL) AS fixed
     FROM per_host p JOIN campaign_host h ON h.id = p.host_id
+    LEFT JOIN probes_contact c ON c.host_id = h.id
 )
 SELECT country, language, GROUPING(country, language) <> 0 AS total, COUNT(*),
        COUNT(*) FILTER (WHERE delivered), COUNT(*) FILTER (WHERE bounced),
