@@ -232,15 +232,22 @@ class Staging:
                     last_seen = GREATEST(h.last_seen, EXCLUDED.last_seen),
                     country = CASE WHEN h.country = '' THEN EXCLUDED.country ELSE h.country END,
                     asn = COALESCE(h.asn, EXCLUDED.asn)
+                -- Rewrite a known host only when it learns something: a kind, an earlier
+                -- first sighting, a country/ASN, or a last sighting over an hour newer.
+                -- Re-listing it within the hour changes nothing but its sightings.
+                WHERE h.kinds <> (h.kinds | EXCLUDED.kinds)
+                   OR EXCLUDED.first_seen < h.first_seen
+                   OR EXCLUDED.last_seen > h.last_seen + interval '1 hour'
+                   OR (h.country = '' AND EXCLUDED.country <> '')
+                   OR (h.asn IS NULL AND EXCLUDED.asn IS NOT NULL)
                 RETURNING (xmax = 0) AS inserted
             )
-            SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
-            FROM upsert
+            SELECT (SELECT count(*) FROM upsert WHERE inserted), (SELECT count(*) FROM src)
             """,
             params,
         )
-        added, known = cursor.fetchone()
-        return added, known
+        added, distinct = cursor.fetchone()
+        return added, distinct - added
 
     def _upsert_hosts_sqlite(self, cursor, params, seen) -> tuple[int, int]:
         t = self.table
@@ -267,6 +274,11 @@ class Staging:
                 country = CASE WHEN campaign_host.country = '' THEN excluded.country
                           ELSE campaign_host.country END,
                 asn = COALESCE(campaign_host.asn, excluded.asn)
+            WHERE campaign_host.kinds <> (campaign_host.kinds | excluded.kinds)
+               OR excluded.first_seen < campaign_host.first_seen
+               OR excluded.last_seen > datetime(campaign_host.last_seen, '+1 hour')
+               OR (campaign_host.country = '' AND excluded.country <> '')
+               OR (campaign_host.asn IS NULL AND excluded.asn IS NOT NULL)
             """,
             params,
         )

@@ -453,3 +453,33 @@ def test_an_import_of_arbitrary_lines_finishes_and_accounts_for_every_line(
     assert accounted == len(lines) - ignorable - header
     assert done.rejected == done.issues.filter(rejected=True).count()
     assert done.duplicates == done.issues.filter(rejected=False).count()
+
+
+def test_relisting_within_the_hour_rewrites_no_host_but_later_sightings_do(campaign, tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    import time_machine
+
+    feed = tmp_path / "feed.txt"
+    feed.write_text("82.44.79.141\n99.232.84.14\n")
+    start = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    with time_machine.travel(start, tick=False):
+        assert import_feed("--campaign", campaign.slug, "--kind", "relay", feed) == \
+            "lines=2 added=2 known=0 rejected=0"
+    with time_machine.travel(start + timedelta(minutes=30), tick=False):
+        assert import_feed("--campaign", campaign.slug, "--kind", "relay", feed) == \
+            "lines=2 added=0 known=2 rejected=0"
+    host = Host.objects.get(campaign=campaign, ip="82.44.79.141")
+    assert host.last_seen == start  # unchanged: nothing new within the hour
+    assert Sighting.objects.filter(host=host).count() == 2  # but the sighting is kept
+    # A new kind is news at once.
+    with time_machine.travel(start + timedelta(minutes=40), tick=False):
+        import_feed("--campaign", campaign.slug, "--kind", "proxy", feed)
+    host = Host.objects.get(pk=host.pk)
+    assert host.kind_names == ["relay", "proxy"]
+    assert host.last_seen == start + timedelta(minutes=40)
+    # Hours later the host's last sighting moves forward.
+    later = start + timedelta(hours=3)
+    with time_machine.travel(later, tick=False):
+        import_feed("--campaign", campaign.slug, "--kind", "relay", feed)
+    assert Host.objects.get(pk=host.pk).last_seen == later
