@@ -540,7 +540,7 @@ def send_letter(letter_id: int, *, connection=None,
     except _PERMANENT as exc:
         _finish(letter, token, states.FAILED, error=f"{type(exc).__name__}: {exc}")
         _suppress(letter.email, reason=f"refused when sending letter {letter.pk}: {exc}",
-                  source="bounce")
+                  source="bounce", letter=letter)
         return FAILED
     except Exception as exc:  # temporary until proven otherwise: keep it queued
         log.warning("letter %s not sent: %s", letter.pk, exc)
@@ -645,11 +645,13 @@ TIMESTAMP_FIELDS = {
 }
 
 
-def _suppress(email: str, *, reason: str, source: str) -> None:
+def _suppress(email: str, *, reason: str, source: str, letter: Letter) -> None:
     from probes.contacts.services import ContactError, suppress
 
+    # The entry belongs to the agency whose letter bounced (its staff see it listed).
+    agency_id = letter.batch.agency_id or letter.campaign.agency_id
     try:
-        suppress(value=email, actor=None, reason=reason, source=source)
+        suppress(value=email, actor=None, reason=reason, source=source, agency_id=agency_id)
     except ContactError as exc:
         log.warning("could not suppress %s: %s", email, exc)
 
@@ -713,7 +715,7 @@ def record_tracking_event(event, esp_name: str) -> LetterEvent | None:
         source = "complaint" if target == states.COMPLAINED else "bounce"
         _suppress(event.recipient or letter.email,
                   reason=f"{event.event_type} reported by {esp_name} for letter {letter.pk}",
-                  source=source)
+                  source=source, letter=letter)
     return stored
 
 

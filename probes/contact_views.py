@@ -112,5 +112,6 @@ def suppression_list(request: HttpRequest) -> HttpResponse:
     return render(request, "contacts/suppression_list.html", {
         "form": form,
         "query": query,
-        "entries": pages.suppression_page(query=query, page=request.GET.get("page")),
+        "entries": pages.suppression_page(query=query, page=request.GET.get("page"),
+                                          user=request.user),
     }, status=400 if form is not None and form.errors else 200)

@@ -159,8 +159,8 @@ def test_letters_leave_with_the_sender_and_reply_to_of_the_agency_that_wrote_the
     assert report["total"] == {"hosts_routed": 5, "notified": 5, "remediated": 1}
     # The per-agency campaign report counts each agency's own letters only.
     csv_b = run("campaign_report", "joint-2026", "--csv", "--agency", PARTNER)
-    # The Austrian host has no country of its own (routed by its contact's): "--".
-    assert csv_b.splitlines()[1:] == ["--,de,1,0,0,0,0,0.0,", "DE,de,1,0,0,0,1,1.0,0.0",
+    # The Austrian host has no country of its own: it is reported under its contact's.
+    assert csv_b.splitlines()[1:] == ["AT,de,1,0,0,0,0,0.0,", "DE,de,1,0,0,0,1,1.0,0.0",
                                       "all,all,2,0,0,0,1,0.5,0.0"]
     csv_a = run("campaign_report", "joint-2026", "--csv", "--agency", LEAD)
     assert [line.split(",")[0] for line in csv_a.splitlines()[1:]] == ["FR", "JP", "US", "all"]
@@ -442,3 +442,25 @@ def test_letters_batch_create_builds_for_the_agency_asked_only_for_unbound_users
     out = run("letters_batch", "create", "--campaign", "joint-2026", "--by", "abe")
     assert out.strip().endswith("letters=3")
     assert Batch.objects.filter(agency=world.lead).count() == 1
+
+
+def test_the_do_not_contact_list_shows_each_agency_its_own_entries_but_binds_everyone(
+    client, world
+):
+    from probes.contacts.models import Suppression
+    from probes.contacts.selectors import is_suppressed
+    from probes.contacts.services import suppress
+
+    u = world.users
+    suppress(value="noc@lead-only.example", actor=u.a, reason="lead: asked by phone")
+    suppress(value="noc@partner-only.example", actor=u.b, reason="partner: letter 7 bounced")
+    suppress(value="shared.example", actor=None, reason="operation-wide", source="bounce")
+    assert Suppression.objects.get(value="noc@lead-only.example").agency_id == world.lead.pk
+    for user, mine, theirs in ((u.a, "lead-only", "partner-only"),
+                               (u.b, "partner-only", "lead-only")):
+        client.force_login(user)
+        page = _page(client, "suppression_list")
+        assert f"noc@{mine}.example" in page and "shared.example" in page
+        assert f"noc@{theirs}.example" not in page
+    # Listing is per agency; the list itself binds every agency's sending.
+    assert is_suppressed("noc@lead-only.example") and is_suppressed("noc@partner-only.example")

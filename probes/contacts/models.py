@@ -153,6 +153,12 @@ class Suppression(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT
     )
+    # Whose staff or letters put it here. Sending honours every entry (do-not-contact is
+    # for the whole installation), but an agency's staff list only their own entries and
+    # those made by people bound to no agency: reasons name other agencies' letters.
+    agency = models.ForeignKey(
+        "campaign.Agency", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -72,8 +72,16 @@ def host_panel(user, host: Host, *, form: ContactOverrideForm | None = None) -> 
     return {"contact": contact, "contact_overrides": overrides, "contact_override_form": form}
 
 
-def suppression_page(*, query: str = "", page: str | int | None = None) -> Page:
+def suppression_page(*, query: str = "", page: str | int | None = None, user=None) -> Page:
+    from django.db.models import Q
+
+    from campaign.agencies import viewer_agency_id
+
     qs = Suppression.objects.select_related("created_by").order_by("value")
+    agency_id = viewer_agency_id(user)
+    if agency_id is not None:
+        # Another agency's entries (and their reasons) stay out of this agency's list.
+        qs = qs.filter(Q(agency_id=agency_id) | Q(agency__isnull=True))
     if query:
         qs = qs.filter(value__icontains=query.strip().lower())
     return Paginator(qs, SUPPRESSIONS_PER_PAGE).get_page(page)

@@ -535,12 +535,19 @@ def set_contact(
     return contact
 
 
-def suppress(*, value: str, actor, reason: str, source: str = "manual") -> Suppression:
+def suppress(
+    *, value: str, actor, reason: str, source: str = "manual", agency_id: int | None = None
+) -> Suppression:
     """Add an address or a domain to the do-not-contact list.
 
     Contacts already resolved to it are marked suppressed and their hosts, if not yet
-    written to, leave the letter queue (contact_resolved → no_contact).
+    written to, leave the letter queue (contact_resolved → no_contact). `agency_id` is whose
+    entry it is (default: the acting user's agency) and only decides who sees it listed.
     """
+    from campaign.agencies import viewer_agency_id
+
+    if agency_id is None:
+        agency_id = viewer_agency_id(actor)
     if source == "manual" and (actor is None or not has_perm(actor, "resolve_contacts")):
         raise PermissionDenied(f"{actor} may not edit the do-not-contact list")
     if not reason or not reason.strip():
@@ -557,7 +564,8 @@ def suppress(*, value: str, actor, reason: str, source: str = "manual") -> Suppr
     with transaction.atomic():
         entry, created = Suppression.objects.get_or_create(
             value=normal, defaults={"kind": kind, "reason": reason.strip(), "source": source,
-                                    "created_by": actor if getattr(actor, "pk", None) else None},
+                                    "created_by": actor if getattr(actor, "pk", None) else None,
+                                    "agency_id": agency_id},
         )
         if created:
             record("contact.suppress", actor=actor, obj=entry,
