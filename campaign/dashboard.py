@@ -148,6 +148,31 @@ def remediation_curve(campaign: Campaign, *, end: dt.date | None = None,
     return curve
 
 
+def effect_curves(campaign: Campaign) -> list[tuple[int, float, float]] | None:
+    """Share remediated by each day since the letter (notified) or the hold-out (control).
+
+    One row per day on which either curve steps (Kaplan–Meier, letters.effect), each curve
+    carried forward between its own steps; None when the campaign has no control group.
+    """
+    from letters.effect import campaign_effect
+    from letters.models import ControlHost
+
+    if not ControlHost.objects.filter(campaign=campaign).exists():
+        return None
+    curves = campaign_effect(campaign)["curves"]
+    steps = {name: dict((int(day), share) for day, share in curve)
+             for name, curve in curves.items()}
+    rows, notified, control = [(0, 0.0, 0.0)], 0.0, 0.0
+    for day in sorted(set(steps["notified"]) | set(steps["control"])):
+        notified = steps["notified"].get(day, notified)
+        control = steps["control"].get(day, control)
+        if day == 0:
+            rows[0] = (0, notified, control)
+        else:
+            rows.append((day, notified, control))
+    return rows
+
+
 # --- the snapshot: everything above, cached for large campaigns ----------------------------
 
 
@@ -160,6 +185,8 @@ def _compute(campaign: Campaign, today: dt.date) -> dict:
         "letter_hosts": letter_host_counts(campaign),
         "sent_per_day": [(d.isoformat(), n) for d, n in letters_sent_per_day(campaign, end=today)],
         "remediated": [(d.isoformat(), n) for d, n in remediation_curve(campaign, end=today)],
+        # Only with a control group; a full scan at a million hosts, hence in the snapshot.
+        "effect": effect_curves(campaign),
     }
 
 
@@ -360,6 +387,9 @@ def dashboard_context(campaign: Campaign) -> dict:
         "remediated_curve": data["remediated"],
         "chart_data": chart_data(data),
         "chart_days": DAYS,
+        # Percent remediated by day since the letter (older cached snapshots lack the key).
+        "effect_curve": [(day, round(100 * n, 1), round(100 * c, 1))
+                         for day, n, c in data.get("effect") or ()],
         "open_work": open_work(campaign),
         "dashboard_cached": data["cached"],
         "dashboard_stale": data["stale"],

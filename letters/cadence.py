@@ -7,8 +7,10 @@ notice simply waits for a later batch.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db.models import Count, Max, Q
 from django.utils import timezone
@@ -18,6 +20,7 @@ from letters import states
 from letters.models import Letter
 
 CHUNK = 5000
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 # How many waiting contacts a batch lists by name (the count is always complete).
 LISTED = 500
 
@@ -110,3 +113,36 @@ def screened_summary(held_out: int, held_out_contacts: int, screen: Screen) -> d
         "waiting_hosts": screen.waiting_hosts,
         "waiting_contacts": [w.as_json() for w in screen.waiting[:LISTED]],
     }
+
+
+def valid_time_zone(name: str) -> bool:
+    """A zoneinfo name this server knows (what the recipient page accepts)."""
+    if not name or name != name.strip() or name.startswith("/") or ".." in name:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def business_day_wait(time_zones: Iterable[str], now: datetime) -> Waiting | None:
+    """Why a letter to contacts who asked for business days only must wait, and until when.
+
+    None when it is Monday to Friday in every one of their zones; else the reason and the
+    latest next-Monday midnight among the zones where it is the weekend.
+    """
+    waits = []
+    for name in sorted(set(time_zones)):
+        zone = ZoneInfo(name) if valid_time_zone(name) else ZoneInfo("UTC")
+        local = now.astimezone(zone)
+        if local.weekday() < 5:
+            continue
+        monday = local.date() + timedelta(days=7 - local.weekday())
+        until = datetime.combine(monday, time(0), tzinfo=zone)
+        waits.append((until, name, WEEKDAYS[local.weekday()]))
+    if not waits:
+        return None
+    until, name, day = max(waits)
+    return Waiting("", f"the recipient asked for letters on business days only; it is {day} "
+                       f"in {name}", until=until)

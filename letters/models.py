@@ -298,3 +298,25 @@ class ControlHost(models.Model):
 
     def __str__(self) -> str:
         return f"control host {self.host_id}"
+
+
+class ContactPreference(models.Model):
+    """What a recipient asked for on their page, kept on each contact of that letter.
+
+    The builder writes the contact's next letter in `language`; with `business_days_only`
+    a letter to the contact waits, queued, until it is Monday to Friday in `time_zone`.
+    """
+
+    contact = models.OneToOneField("probes.Contact", on_delete=models.CASCADE,
+                                   related_name="letter_preference")
+    language = models.CharField(max_length=10, blank=True,
+                                help_text="A letter language; empty: the contact's own")
+    business_days_only = models.BooleanField(default=False)
+    time_zone = models.CharField(max_length=64, blank=True, help_text="A zoneinfo name")
+    # The letter whose page it was set on (for the record).
+    letter = models.ForeignKey(Letter, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="+")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"preferences of contact {self.contact_id}"

@@ -26,14 +26,16 @@ from django.utils import timezone
 from campaign import states as host_states
 from campaign.audit import record
 from campaign.models import AuditEvent, Campaign, Host
-from letters import states
-from letters.models import InboundMessage, Letter, LetterHost
+from letters import cadence, states
+from letters.languages import LANGUAGES, normalize
+from letters.models import ContactPreference, InboundMessage, Letter, LetterHost
 
 SALT = "letters.recipient.v1"
 SELF_SERVICE = "self_service"  # ProbeRun.reason of re-tests started from the page
 INBOUND_ESP = "recipient-page"  # InboundMessage.esp of replies written on the page
 RETEST_ACTION = "letter.recipient_retest"
 FEEDBACK_ACTION = "letter.recipient_feedback"
+PREFERENCES_ACTION = "letter.recipient_preferences"
 NOT_MINE = "not_mine"
 MESSAGE = "message"
 FEEDBACK_KINDS = {NOT_MINE: "This is not my server / wrong contact", MESSAGE: "Message"}
@@ -46,6 +48,8 @@ DEFAULT_LIMITS = {
     "retest_ip": (10, 3600),
     "feedback_token": (5, 3600),
     "feedback_ip": (20, 3600),
+    "preferences_token": (10, 3600),
+    "preferences_ip": (30, 3600),
 }
 
 
@@ -304,6 +308,50 @@ def submit_feedback(letter: Letter, *, kind: str, text: str, token: str,
         record(FEEDBACK_ACTION, campaign_id=letter.campaign_id, obj=letter,
                data={"kind": kind, "reply": stored.pk, "comment": subject})
     return stored
+
+
+class InvalidPreference(ValueError):
+    pass
+
+
+def current_preference(letter: Letter) -> ContactPreference | None:
+    """What the recipient last chose for this letter's contacts (the page pre-fills it)."""
+    return (ContactPreference.objects
+            .filter(contact__host__letter_links__letter=letter,
+                    contact__host__letter_links__dropped=False)
+            .order_by("-updated_at", "-id").first())
+
+
+def set_preferences(letter: Letter, *, language: str, business_days_only: bool,
+                    time_zone: str, token: str, client_ip: str) -> int:
+    """Store the recipient's choices on every contact of the letter; returns how many.
+
+    `language`: one of the letter languages, or empty for the contact's own. With
+    `business_days_only`, `time_zone` must be a zoneinfo name. Raises InvalidPreference
+    (nothing stored) or RateLimited.
+    """
+    from probes.contacts.models import Contact
+
+    code = normalize(language) if language else ""
+    if language and code not in LANGUAGES:
+        raise InvalidPreference(f"no letters in language {language!r}")
+    time_zone = (time_zone or "").strip()
+    if (business_days_only or time_zone) and not cadence.valid_time_zone(time_zone):
+        raise InvalidPreference(f"unknown time zone {time_zone!r}")
+    check_limits("preferences", token, client_ip)
+    host_ids = [link.host_id for link in letter_links(letter)]
+    now = timezone.now()
+    with transaction.atomic():
+        contacts = list(Contact.objects.filter(host_id__in=host_ids).order_by("id"))
+        for contact in contacts:
+            ContactPreference.objects.update_or_create(contact=contact, defaults={
+                "language": code, "business_days_only": business_days_only,
+                "time_zone": time_zone, "letter": letter, "updated_at": now,
+            })
+        record(PREFERENCES_ACTION, campaign_id=letter.campaign_id, obj=letter,
+               data={"language": code, "business_days_only": business_days_only,
+                     "time_zone": time_zone, "contacts": len(contacts)})
+    return len(contacts)
 
 
 def expires_at(letter: Letter):

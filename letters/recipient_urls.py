@@ -9,4 +9,5 @@ urlpatterns = [
     path("<str:token>/retest/", views.retest, name="recipient_retest"),
     path("<str:token>/runs/<int:run_id>.json", views.run_status, name="recipient_run_status"),
     path("<str:token>/reply/", views.feedback, name="recipient_feedback"),
+    path("<str:token>/preferences/", views.preferences, name="recipient_preferences"),
 ]

@@ -115,7 +115,10 @@ def _render_page(request, token, letter, language, *, status=200, **extra) -> Ht
     letter_language = normalize(letter.language) or ENGLISH
     languages = [(code, LANGUAGE_NAMES[code]) for code in dict.fromkeys([letter_language,
                                                                          ENGLISH])]
+    chosen = recipient.current_preference(letter)
     context = {
+        "preference": chosen,
+        "all_languages": [(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
         "letter": letter,
         "agency": letter.context.get("agency", {}),
         "token": token,
@@ -140,7 +143,8 @@ def _render_page(request, token, letter, language, *, status=200, **extra) -> Ht
 def page(request, token, letter, language) -> HttpResponse:
     sent = request.GET.get("sent", "")
     return _render_page(request, token, letter, language, feedback_sent=sent in ("1", "2"),
-                        not_mine_sent=sent == "2")
+                        not_mine_sent=sent == "2",
+                        preferences_saved=request.GET.get("saved") == "1")
 
 
 @secure_headers
@@ -192,3 +196,24 @@ def feedback(request, token, letter, language) -> HttpResponse:
     sent = "2" if kind == recipient.NOT_MINE else "1"
     return redirect(_page_url(token, language, letter, sent=sent) + "#reply")
 
+
+
+@secure_headers
+@require_POST
+@csrf_protect
+@_with_letter
+def preferences(request, token, letter, language) -> HttpResponse:
+    try:
+        recipient.set_preferences(
+            letter, language=request.POST.get("letter_language", ""),
+            business_days_only=request.POST.get("business_days_only") == "1",
+            time_zone=request.POST.get("time_zone", ""), token=token,
+            client_ip=client_ip(request))
+    except recipient.RateLimited as exc:
+        response = _render_page(request, token, letter, language, status=429, rate_limited=True)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
+    except recipient.InvalidPreference:
+        return _render_page(request, token, letter, language, status=400,
+                            preferences_invalid=True)
+    return redirect(_page_url(token, language, letter, saved="1") + "#preferences")

@@ -117,13 +117,15 @@ def open_findings(
         hosts.filter(state=host_states.CONTACT_RESOLVED)
         .exclude(_live_links(host=OuterRef("pk"), letter__kind=states.FIRST_NOTICE))
         .values_list("id", "ip", "country", "contact__email", "contact__language",
-                     "contact__country")
+                     "contact__country", "contact__letter_preference__language")
         .order_by("id")
     )
     findings: list[Finding] = []
-    for host_id, ip, cc, email, lang, contact_cc in first.iterator(chunk_size=5000):
+    for host_id, ip, cc, email, lang, contact_cc, chosen in first.iterator(chunk_size=5000):
+        # The language the recipient chose on their page comes first.
         findings.append(Finding(host_id, ip, cc or contact_cc, email.lower(),
-                                normalize(lang) or default_language, states.FIRST_NOTICE))
+                                normalize(chosen) or normalize(lang) or default_language,
+                                states.FIRST_NOTICE))
 
     pending = (
         Retest.objects.filter(campaign=campaign, outcome=Retest.STILL_OPEN,
@@ -132,15 +134,17 @@ def open_findings(
         .exclude(_live_links(retest=OuterRef("pk")))
         .order_by("host_id", "-at", "-id")
         .values_list("id", "host_id", "host__ip", "host__country", "host__contact__email",
-                     "host__contact__language", "host__contact__country", "evidence")
+                     "host__contact__language", "host__contact__country", "evidence",
+                     "host__contact__letter_preference__language")
     )
     seen: set[int] = set()
-    for retest_id, host_id, ip, cc, email, lang, contact_cc, evidence in pending:
+    for retest_id, host_id, ip, cc, email, lang, contact_cc, evidence, chosen in pending:
         if host_id in seen:
             continue  # only the newest pending re-test of a host counts
         seen.add(host_id)
         findings.append(Finding(host_id, ip, cc or contact_cc, email.lower(),
-                                normalize(lang) or default_language, states.SECOND_NOTICE,
+                                normalize(chosen) or normalize(lang) or default_language,
+                                states.SECOND_NOTICE,
                                 retest_id=retest_id, evidence=list(evidence or [])))
 
     findings = [

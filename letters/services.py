@@ -34,6 +34,7 @@ from campaign.roles import has_perm
 from letters import cadence, holdout, selectors, states
 from letters.models import (
     Batch,
+    ContactPreference,
     InboundMessage,
     Letter,
     LetterEvent,
@@ -54,6 +55,7 @@ FAILED = "failed"  # refused for good
 RETRY = "retry"  # a temporary failure: the letter stays queued
 SKIPPED = "skipped"  # another worker holds it, or it is no longer queued
 CANCELLED = "cancelled"  # nothing left to say (hosts closed) or the address is suppressed
+WAITING = "waiting"  # the recipient asked for business days only: stays queued until one
 
 # The host state a letter's hosts must still be in when it leaves.
 EXPECTED_HOST_STATE = {
@@ -400,6 +402,7 @@ class SendSummary:
     cancelled: int = 0
     skipped: int = 0
     unconfirmed: int = 0
+    waiting: int = 0  # queued until a business day in the recipient's time zone
 
     @property
     def line(self) -> str:
@@ -496,9 +499,19 @@ def _closed_links(letter: Letter) -> tuple[list[LetterHost], int]:
     return closed, len(links)
 
 
+def business_day_wait(letter_id: int, now: datetime) -> cadence.Waiting | None:
+    """Why the letter must wait for a business day (its contacts asked on their page)."""
+    zones = ContactPreference.objects.filter(
+        business_days_only=True, contact__host__letter_links__letter_id=letter_id,
+        contact__host__letter_links__dropped=False,
+    ).values_list("time_zone", flat=True)
+    return cadence.business_day_wait(list(zones), now)
+
+
 def send_letter(letter_id: int, *, connection=None,
                 suppressions: SuppressionList | None = None) -> str:
-    """Send one queued letter at most once; returns SENT, FAILED, RETRY, SKIPPED or CANCELLED.
+    """Send one queued letter at most once; returns SENT, FAILED, RETRY, SKIPPED, CANCELLED
+    or WAITING (not a business day for its recipient: it stays queued, saying why).
 
     The claim is a conditional UPDATE (queued and unclaimed → claimed by us): of two workers
     handed the same letter, one gets it. The claim is released only when the send failed
@@ -506,6 +519,13 @@ def send_letter(letter_id: int, *, connection=None,
     handing the message over and recording it leaves the claim in place, and the letter is
     reported as unconfirmed for a person to check rather than sent again.
     """
+    wait = business_day_wait(letter_id, timezone.now())
+    if wait is not None:
+        note = f"waiting: {wait.reason}; not before {wait.until.isoformat()}"
+        kept = Letter.objects.filter(
+            pk=letter_id, state=states.QUEUED, claimed_at__isnull=True
+        ).update(last_error=note)
+        return WAITING if kept else SKIPPED
     token = uuid.uuid4().hex
     claimed = Letter.objects.filter(
         pk=letter_id, state=states.QUEUED, claimed_at__isnull=True
@@ -607,6 +627,8 @@ def send_batch(
                 summary.failed += 1
             elif outcome == CANCELLED:
                 summary.cancelled += 1
+            elif outcome == WAITING:
+                summary.waiting += 1
             else:
                 summary.skipped += 1
             if progress is not None:

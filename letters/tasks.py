@@ -21,6 +21,11 @@ def send_batch_task(self, batch_id: int) -> str:
     if summary.failed and batch.state == "sending":
         # Temporary failures stay queued: try the rest again later (claims make it safe).
         raise self.retry(countdown=300)
+    if summary.waiting and batch.state == "sending" and not self.request.is_eager:
+        # Letters waiting for a business day in their recipient's zone: look again hourly
+        # (a new task, not a retry: a weekend outlasts the retry budget). Run in-process
+        # (eager), the countdown would not wait: the command's next run picks them up.
+        send_batch_task.apply_async((batch_id,), countdown=3600)
     return summary.line
 
 

@@ -182,6 +182,49 @@ def test_each_chart_has_a_data_table_with_the_same_numbers(client, alice, bob, c
     assert "cdn" not in body.lower()
 
 
+def test_the_effect_chart_plots_notified_against_control_from_its_data_table(
+    client, alice, bob, campaign
+):
+    from letters.models import ContactDraw, ControlHost
+
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=100)
+    batch = Batch.objects.create(campaign=campaign, created_by=bob, state="sent")
+    # Notified: 4 hosts, one closed after 10 days and one after 40 (KM: 25 %, then 50 %).
+    for i, fixed in enumerate((10, 40, None, None)):
+        extra = {} if fixed is None else {
+            "state": states.REMEDIATED, "remediated_at": start + dt.timedelta(days=fixed)}
+        add_letter(campaign, batch, add_hosts(campaign, 1, start=i, country="DE",
+                                              **{"state": states.NOTIFIED, **extra}),
+                   state="sent", sent_at=start)
+    # Control: 4 hosts never written to, one found closed after 50 days (25 %).
+    draw = ContactDraw.objects.create(campaign=campaign, email="held@example.net",
+                                      held_out=True, bucket=0.01, percent=10, reason="test")
+    for i, host in enumerate(add_hosts(campaign, 4, start=100, country="DE",
+                                       state=states.CONTACT_RESOLVED)):
+        ControlHost.objects.create(campaign=campaign, host=host, draw=draw, since=start,
+                                   remediated_at=start + dt.timedelta(days=50) if i == 0
+                                   else None)
+    body = page(client, alice, campaign).content.decode()
+    assert 'data-chart="effect" data-source="effect-table"' in body
+    table = body.split('id="effect-table"', 1)[1].split("</table>", 1)[0]
+    assert '<th scope="col" class="num" data-series="notified">' in table
+    assert '<th scope="col" class="num" data-series="control">' in table
+    rows = [r.split("</tr>", 1)[0] for r in table.split("<tbody>", 1)[1].split("<tr>")[1:]]
+    cells = [[c.split("<", 1)[0] for c in r.replace('<th scope="row">', "<td>").split(
+        '<td class="num">')[1:]] for r in rows]
+    days = [r.split('<th scope="row">', 1)[1].split("<", 1)[0] for r in rows]
+    assert days == ["0", "10", "40", "50"]
+    assert cells == [["0.0", "0.0"], ["25.0", "0.0"], ["50.0", "0.0"], ["50.0", "25.0"]]
+
+
+def test_there_is_no_effect_chart_without_a_control_group(client, alice, bob, campaign):
+    batch = Batch.objects.create(campaign=campaign, created_by=bob, state="sent")
+    add_letter(campaign, batch, add_hosts(campaign, 2, country="DE", state=states.NOTIFIED),
+               state="sent", sent_at=dt.datetime.now(dt.UTC))
+    body = page(client, alice, campaign).content.decode()
+    assert "effect-table" not in body and 'data-chart="effect"' not in body
+
+
 def test_the_dashboard_costs_the_same_queries_for_a_small_or_a_large_campaign(
     client, alice, bob, campaign
 ):

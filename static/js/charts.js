@@ -17,7 +17,8 @@
 
   function readTable(table) {
     var head = Array.prototype.map.call(table.tHead.rows[0].cells, function (th) {
-      return { label: th.textContent.trim(), state: th.getAttribute("data-state") };
+      return { label: th.textContent.trim(), state: th.getAttribute("data-state"),
+               series: th.getAttribute("data-series") };
     });
     var rows = Array.prototype.map.call(table.tBodies[0].rows, function (tr) {
       return { label: tr.cells[0].textContent.trim(),
@@ -70,6 +71,32 @@
     });
   }
 
+  // Two step curves (notified, control) over days since the letter; columns are percents.
+  var SERIES_COLOURS = { notified: "#0b4f94", control: "#c2410c" };
+
+  function effectChart(canvas, data) {
+    var datasets = [];
+    data.head.forEach(function (col, i) {
+      if (i === 0) return;
+      var colour = SERIES_COLOURS[col.series] || "#888888";
+      datasets.push({
+        label: col.label,
+        data: data.rows.map(function (r) { return { x: Number(r.label), y: r.values[i - 1] }; }),
+        borderColor: colour, backgroundColor: colour, stepped: true, pointRadius: 0, fill: false
+      });
+    });
+    return new window.Chart(canvas, {
+      type: "line",
+      data: { datasets: datasets },
+      options: {
+        animation: false, maintainAspectRatio: false,
+        plugins: { legend: { position: "bottom" } },
+        scales: { x: { type: "linear", beginAtZero: true, title: { display: true, text: "Days" } },
+                  y: { beginAtZero: true, max: 100, ticks: { callback: function (v) { return v + "%"; } } } }
+      }
+    });
+  }
+
   function draw() {
     if (!window.Chart) return;  // the tables stay: nothing lost
     document.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
@@ -81,6 +108,7 @@
       if (kind === "sent") chart = timeChart(canvas, data, "#0b4f94", "bar");
       else if (kind === "remediated") chart = timeChart(canvas, data, "#1d6b35", "line");
       else if (kind === "countries") chart = countryChart(canvas, data);
+      else if (kind === "effect") chart = effectChart(canvas, data);
       if (chart) canvas.setAttribute("data-drawn", "true");
     });
   }

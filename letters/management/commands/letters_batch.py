@@ -93,6 +93,9 @@ class Command(BaseCommand):
         bar.close()
         if summary.cancelled:
             self.stderr.write(f"cancelled={summary.cancelled} (suppressed or no longer open)")
+        if summary.waiting:
+            self.stderr.write(f"waiting={summary.waiting} (business days only in the "
+                              "recipient's time zone; still queued: send again later)")
         if summary.unconfirmed:
             self.stderr.write(
                 f"unconfirmed={summary.unconfirmed}: a worker stopped mid-send; check the mail "
