@@ -96,6 +96,9 @@ def create_import(
         if not parts.hostname:
             raise ValidationError(f"not a URL: {source}")
     bit = resolve_kind(campaign, kind, fmt)
+    if upload is None and not _is_url(source):
+        # A worker (--background) may run in another directory: keep the absolute path.
+        source = str(Path(source).resolve())
     with transaction.atomic():
         feed_import = FeedImport.objects.create(
             campaign=campaign,

@@ -483,3 +483,15 @@ def test_relisting_within_the_hour_rewrites_no_host_but_later_sightings_do(campa
     with time_machine.travel(later, tick=False):
         import_feed("--campaign", campaign.slug, "--kind", "relay", feed)
     assert Host.objects.get(pk=host.pk).last_seen == later
+
+
+def test_a_relative_path_is_stored_absolute_so_a_worker_elsewhere_finds_it(
+    campaign, tmp_path, monkeypatch
+):
+    (tmp_path / "feed.txt").write_text("82.44.79.141\n")
+    monkeypatch.chdir(tmp_path)
+    feed_import = create_import(campaign=campaign, source="feed.txt", kind="relay")
+    assert feed_import.source == str(tmp_path / "feed.txt")
+    assert feed_import.feed.name == "feed.txt"
+    monkeypatch.chdir("/")
+    assert execute_import(feed_import.pk).summary_line == "lines=1 added=1 known=0 rejected=0"
