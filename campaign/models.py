@@ -261,7 +261,9 @@ class AuditEvent(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT
     )
     action = models.CharField(max_length=60)
-    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.CASCADE)
+    # PROTECT: a campaign with history cannot be deleted (the trigger would refuse anyway;
+    # this makes it a clear refusal instead of a database error).
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.PROTECT)
     object_type = models.CharField(max_length=40, blank=True)
     object_id = models.CharField(max_length=64, blank=True)
     data = models.JSONField(default=dict, blank=True)

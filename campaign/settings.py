@@ -145,6 +145,11 @@ _broker = env_str("CELERY_BROKER_URL") or env_str("REDIS_URL")
 if _broker:
     CELERY_BROKER_URL = _broker
     CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", _broker)
+    # How long Redis waits before handing an unacknowledged task (its worker died) to
+    # another worker. Must exceed the longest task; lower it where tasks are short.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": int(env_float("CELERY_VISIBILITY_TIMEOUT", 3600)),
+    }
 else:
     _celery_dir = VAR_DIR / "celery"
     for _sub in ("queue", "processed", "results", "control"):

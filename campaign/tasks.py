@@ -1,7 +1,12 @@
 from celery import shared_task
+from django.db import InterfaceError, OperationalError, close_old_connections
 
 from campaign.feeds.parsers import FormatError
 from campaign.outbound import FetchError
+
+# The database went away (a restart, a failover): an import starts over cleanly, so it is
+# retried soon, and more than once, rather than left "running" for ever.
+DB_RETRY_SECONDS = 5
 
 
 @shared_task(bind=True, max_retries=5, default_retry_delay=60)
@@ -9,9 +14,9 @@ def run_import(self, import_id: int) -> str:
     from campaign.imports import execute_import
     from campaign.models import FeedImport
 
-    if not FeedImport.objects.filter(pk=import_id).exists():
-        return "gone"
     try:
+        if not FeedImport.objects.filter(pk=import_id).exists():
+            return "gone"
         return execute_import(import_id).summary_line
     except FetchError as exc:
         if exc.permanent:
@@ -19,6 +24,10 @@ def run_import(self, import_id: int) -> str:
         raise self.retry(exc=exc) from exc
     except FormatError as exc:
         return f"failed: {exc}"
+    except (OperationalError, InterfaceError) as exc:
+        close_old_connections()  # drop the broken connection; the retry opens a new one
+        delay = DB_RETRY_SECONDS * (self.request.retries + 1)
+        raise self.retry(exc=exc, countdown=delay) from exc
 
 
 @shared_task(name="campaign.refresh_dashboard", ignore_result=True)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 
 from probes.verification import services
 from probes.verification.models import ProbeRun
 
+# The database went away (a restart, a failover): both tasks are idempotent, so they are
+# retried with backoff instead of failing and leaving the run "running" for ever.
+RETRY_ON_DB = {"autoretry_for": (OperationalError, InterfaceError), "retry_backoff": 2,
+               "retry_backoff_max": 60, "max_retries": 8}
 
-@shared_task(name="probes.run")
+
+@shared_task(name="probes.run", **RETRY_ON_DB)
 def probe_run_task(run_id: int) -> int:
     """Fan a run out into chunk tasks; returns how many chunks were queued."""
     run = ProbeRun.objects.filter(pk=run_id).first()
@@ -23,7 +28,7 @@ def probe_run_task(run_id: int) -> int:
     return len(pieces)
 
 
-@shared_task(name="probes.chunk")
+@shared_task(name="probes.chunk", **RETRY_ON_DB)
 def probe_chunk_task(run_id: int, host_ids: list[int]) -> int:
     """Probe one chunk concurrently (asyncio inside); hosts already recorded are skipped."""
     run = ProbeRun.objects.select_related("campaign").filter(pk=run_id).first()

@@ -417,11 +417,16 @@ def execute_run(
     lookup: ContactLookup | None = None,
     progress: Callable[[int, int, ResolveSummary], None] | None = None,
 ) -> ContactRun | None:
-    """Claim a queued run and do it. Returns None if another worker claimed it first."""
+    """Claim a queued run and do it. Returns None if the run is finished or gone.
+
+    A run still "running" is taken over: with acks_late the task comes back only when the
+    worker that held it died, and resolving is idempotent (contacts are upserted, hosts move
+    only from their source states), so redoing part of it costs queries, never correctness.
+    """
     now = timezone.now()
-    if ContactRun.objects.filter(pk=run_id, status=ContactRun.QUEUED).update(
-        status=ContactRun.RUNNING, started_at=now
-    ) != 1:
+    if ContactRun.objects.filter(
+        pk=run_id, status__in=[ContactRun.QUEUED, ContactRun.RUNNING]
+    ).update(status=ContactRun.RUNNING, started_at=now) != 1:
         return None
     run = ContactRun.objects.select_related("campaign").get(pk=run_id)
 
