@@ -198,6 +198,11 @@ CACHES = {"default": {
     else "django.core.cache.backends.locmem.LocMemCache",
     "LOCATION": _cache_url or "sys-default", "KEY_PREFIX": "sys",
 }}
+# Login throttling (campaign/login.py): failures per username / per client address within
+# the lock-out window before further attempts get 429.
+LOGIN_FAILURES_PER_USER = int(env_float("LOGIN_FAILURES_PER_USER", 5))
+LOGIN_FAILURES_PER_ADDRESS = int(env_float("LOGIN_FAILURES_PER_ADDRESS", 20))
+LOGIN_LOCKOUT_SECONDS = int(env_float("LOGIN_LOCKOUT_SECONDS", 900))
 # Absolute base of the links letters carry to the recipient page (https://… in production).
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://localhost:8000").rstrip("/")
 

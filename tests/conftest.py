@@ -51,3 +51,12 @@ def bob(db):
 def rita(db):
     """A reviewer."""
     return make_user("rita", "reviewer")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate-limit and login-failure counters live in the cache: no test inherits another's."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
