@@ -7,37 +7,17 @@ import ipaddress
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import BooleanField, Count, QuerySet
+from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
 from django.http import Http404
 
-from campaign import kinds, states
+from campaign import kinds
 from campaign.models import Campaign, FeedImport, Host, ImportLineIssue, Sighting
 from campaign.services import visible_campaigns
 
 IPQuery = (
     ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Network | ipaddress.IPv6Network
 )
-
-# The funnel: each step counts the hosts that got at least that far, so a host that was
-# notified also counts as verified open and contact found. Built from the per-state counts.
-FUNNEL_STEPS: tuple[tuple[str, str, frozenset[str]], ...] = (
-    ("imported", "Imported", frozenset(states.HOST_STATES)),
-    (
-        "verified_open",
-        "Verified open",
-        frozenset({states.VERIFIED_OPEN, states.CONTACT_RESOLVED, states.NO_CONTACT,
-                   states.NOTIFIED, states.REMEDIATED}),
-    ),
-    (
-        "contact_found",
-        "Contact found",
-        frozenset({states.CONTACT_RESOLVED, states.NOTIFIED, states.REMEDIATED}),
-    ),
-    ("notified", "Notified", frozenset({states.NOTIFIED, states.REMEDIATED})),
-    ("remediated", "Remediated", frozenset({states.REMEDIATED})),
-)
-
 
 class UnsupportedSearch(ValueError):
     """The search cannot run on this database (network search needs PostgreSQL)."""
@@ -72,32 +52,6 @@ class CampaignCounts:
     total: int
     by_state: list[StateCount]
     funnel: list[FunnelStep]
-
-
-def _percent(part: int, whole: int) -> float:
-    return round(100.0 * part / whole, 1) if whole else 0.0
-
-
-def campaign_counts(campaign: Campaign) -> CampaignCounts:
-    """Hosts by state and the funnel, from one GROUP BY (an index-only scan on PostgreSQL)."""
-    rows = (
-        Host.objects.filter(campaign=campaign)
-        .order_by()
-        .values_list("state")
-        .annotate(n=Count("id"))
-    )
-    counts = dict.fromkeys(states.HOST_STATES, 0)
-    counts.update({state: n for state, n in rows})
-    total = sum(counts.values())
-    by_state = [
-        StateCount(s, states.HOST_STATE_LABELS.get(s, s), counts[s], _percent(counts[s], total))
-        for s in counts
-    ]
-    funnel = []
-    for key, label, members in FUNNEL_STEPS:
-        n = sum(counts[s] for s in members if s in counts)
-        funnel.append(FunnelStep(key, label, n, _percent(n, total)))
-    return CampaignCounts(total=total, by_state=by_state, funnel=funnel)
 
 
 def recent_imports(campaign: Campaign, *, limit: int = 10) -> list[FeedImport]:
