@@ -186,6 +186,10 @@ CELERY_BEAT_SCHEDULE["contacts-resolve-due"] = {
 CELERY_BEAT_SCHEDULE["letters-follow-up-due"] = {
     "task": "letters.tasks.follow_up_due_task", "schedule": 86400.0,
 }
+# Every minute: the campaign report's per-host rows (letters/outcomes.py; PostgreSQL only).
+CELERY_BEAT_SCHEDULE["letters-refresh-outcomes"] = {
+    "task": "letters.tasks.refresh_outcomes_task", "schedule": 60.0,
+}
 # Weekly: IANA's RDAP bootstrap files (the shipped snapshot stays as fallback).
 CELERY_BEAT_SCHEDULE["contacts-refresh-bootstrap"] = {
     "task": "probes.refresh_rdap_bootstrap", "schedule": 7 * 86400.0,

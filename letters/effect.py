@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from campaign.models import Campaign
-from letters import states
+from letters import outcomes, states
 from letters.languages import normalize
 from letters.stats import kaplan_meier, km_median, newcombe, wilson
 
@@ -25,9 +25,9 @@ CONTROL = "control"
 # Below this many hosts in either group a breakdown row says more about noise than letters.
 MIN_GROUP = 10
 
-# One row per (group, language, country, remediated?, whole days), from both groups'
-# members: the first sent first notice of each notified host, and the control hosts.
-_CELLS_SQL = """
+# Both groups' members from the source tables: the first sent first notice of each notified
+# host, and the control hosts.
+_SOURCE_MEMBERS = """
 WITH notified AS (
     -- MIN(language): a host has one sent first notice unless it re-opened after a fix,
     -- and then the same contact was written to again (in the same language, as a rule).
@@ -36,15 +36,21 @@ WITH notified AS (
     WHERE l.campaign_id = %(campaign)s AND l.kind = %(first)s AND l.sent_at IS NOT NULL
       AND NOT lh.dropped
     GROUP BY lh.host_id
-), members AS (
-    SELECT 'notified' AS grp, n.t0, h.remediated_at AS fixed_at, n.language, h.country
-    FROM notified n JOIN campaign_host h ON h.id = n.host_id
-    UNION ALL
-    SELECT 'control', ch.since, ch.remediated_at, COALESCE(c.language, ''), h.country
-    FROM letters_controlhost ch JOIN campaign_host h ON h.id = ch.host_id
-    LEFT JOIN probes_contact c ON c.host_id = ch.host_id
-    WHERE ch.campaign_id = %(campaign)s
-), timed AS (
+)
+SELECT 'notified' AS grp, n.t0, h.remediated_at AS fixed_at, n.language, h.country
+FROM notified n JOIN campaign_host h ON h.id = n.host_id
+UNION ALL
+SELECT 'control', ch.since, ch.remediated_at, COALESCE(c.language, ''), h.country
+FROM letters_controlhost ch JOIN campaign_host h ON h.id = ch.host_id
+LEFT JOIN probes_contact c ON c.host_id = ch.host_id
+WHERE ch.campaign_id = %(campaign)s
+"""
+
+# One row per (group, language, country, remediated?, whole days) of the members (grp, t0,
+# fixed_at, language, country): on PostgreSQL from the per-host rows letters.outcomes keeps,
+# elsewhere straight from the source tables above.
+_CELLS_SQL = """
+WITH members AS ({members}), timed AS (
     SELECT grp, language, country,
            (fixed_at IS NOT NULL AND fixed_at >= t0 AND fixed_at <= %(now)s) AS event, fixed_at, t0
     FROM members
@@ -65,16 +71,20 @@ _DAYS = {
 }
 
 
-def _cells(campaign: Campaign, now: datetime) -> list[tuple]:
+def _cells(campaign: Campaign, now: datetime, from_source: bool) -> list[tuple]:
     days = _DAYS.get(connection.vendor)
     if days is None:
         raise NotImplementedError(f"the effect report does not support {connection.vendor}")
+    members = _SOURCE_MEMBERS
+    if outcomes.in_use() and not from_source:
+        outcomes.refresh_outcomes()
+        members = outcomes.EFFECT_MEMBERS
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # The per-host aggregate hashes in memory instead of spilling to disk, and JIT
-            # compiling costs more than it saves on this plan (measured: bench/report_bench.py).
-            cursor.execute("SET LOCAL work_mem = '128MB'; SET LOCAL jit = off")
-        cursor.execute(_CELLS_SQL.format(days=days),
+            # The cells hash in memory instead of sorting on disk (the planner overestimates
+            # their number), and JIT compiling costs more than it saves (bench/report_bench.py).
+            cursor.execute("SET LOCAL work_mem = '64MB'; SET LOCAL jit = off")
+        cursor.execute(_CELLS_SQL.format(members=members, days=days),
                        {"campaign": campaign.pk, "first": states.FIRST_NOTICE, "now": now})
         return cursor.fetchall()
 
@@ -128,14 +138,18 @@ def _slices() -> dict[str, _Group]:
     return {NOTIFIED: _Group(), CONTROL: _Group()}
 
 
-def campaign_effect(campaign: Campaign, *, now: datetime | None = None) -> dict:
-    """The `effect` of campaign_report --json: both groups, their difference, breakdowns."""
+def campaign_effect(campaign: Campaign, *, now: datetime | None = None,
+                    from_source: bool = False) -> dict:
+    """The `effect` of campaign_report --json: both groups, their difference, breakdowns.
+
+    `from_source` counts from the source tables even where letters.outcomes keeps per-host
+    rows (tests compare the two)."""
     now = now or timezone.now()
     default_language = normalize(campaign.agency.default_language) or "en"
     total = _slices()
     by_language: dict[str, dict[str, _Group]] = defaultdict(_slices)
     by_country: dict[str, dict[str, _Group]] = defaultdict(_slices)
-    for grp, language, country, event, days, n in _cells(campaign, now):
+    for grp, language, country, event, days, n in _cells(campaign, now, from_source):
         # The letter's language (notified), the contact's as the builder reads it (control).
         language = normalize(language) or default_language
         total[grp].add(event, days, n)

@@ -320,3 +320,54 @@ class ContactPreference(models.Model):
 
     def __str__(self) -> str:
         return f"preferences of contact {self.contact_id}"
+
+
+class HostOutcome(models.Model):
+    """One host's part in its campaign's report, kept current on PostgreSQL by triggers.
+
+    The report and the effect of a campaign of a million hosts must come back in under a
+    second; joining links, letters, hosts and contacts every time does not (measured:
+    bench/report_bench.py). Triggers (letters/outcome_sql.py) queue a host in `OutcomeDirty`
+    whenever something the report reads changes; `letters.outcomes.refresh_outcomes` turns
+    the queue into these rows before every report and once a minute. Only hosts written to
+    (a sent, kept link) or held out (a ControlHost) have a row. SQLite (the embedded demo)
+    computes the report from the source tables instead and leaves this table empty.
+    """
+
+    host = models.OneToOneField("campaign.Host", on_delete=models.CASCADE, primary_key=True,
+                                related_name="+")
+    campaign = models.ForeignKey("campaign.Campaign", on_delete=models.CASCADE, related_name="+")
+    # The report's country (the host's own, else its contact's, else "--"); the effect's
+    # breakdown uses the host's own only.
+    country = models.CharField(max_length=2)
+    host_country = models.CharField(max_length=2, blank=True)
+    # From the first letter that left about the host (any kind): the report's columns.
+    first_sent = models.DateTimeField(null=True)
+    language = models.CharField(max_length=10, blank=True)
+    delivered = models.BooleanField(default=False)
+    bounced = models.BooleanField(default=False)
+    replied = models.BooleanField(default=False)
+    # Tenths of days from first_sent to the re-test that found it closed (remediated hosts).
+    fixed_tenths = models.IntegerField(null=True)
+    # The effect's notified group: the first sent first notice.
+    notice_t0 = models.DateTimeField(null=True)
+    notice_language = models.CharField(max_length=10, blank=True)
+    remediated_at = models.DateTimeField(null=True)
+    # The effect's control group.
+    contact_language = models.CharField(max_length=10, blank=True)
+    control_since = models.DateTimeField(null=True)
+    control_remediated_at = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"outcome of host {self.host_id}"
+
+
+class OutcomeDirty(models.Model):
+    """A host whose HostOutcome must be recomputed (written by triggers, drained in bulk)."""
+
+    id = models.BigAutoField(primary_key=True)
+    # No foreign key: a trigger may queue a host in the statement that deletes it.
+    host_id = models.BigIntegerField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"host {self.host_id} to refresh"

@@ -2,7 +2,8 @@
 
 Same rows as letters.report's portable path (tests compare the two): a host counts once,
 under the language of its first letter; delivered/bounced/replied if any letter about it
-was; median days from the first letter that left to the re-test that found it closed.
+was; median days from the first letter that left to the re-test that found it closed
+(per host to the tenth of a day).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ hosts AS (
            p.language, p.delivered,
            p.bounced, p.replied,
            CASE WHEN h.state = %s AND h.remediated_at IS NOT NULL
-                THEN EXTRACT(EPOCH FROM (h.remediated_at - p.first_sent))::float8 / 86400
-           END AS days,
+                THEN FLOOR(EXTRACT(EPOCH FROM (h.remediated_at - p.first_sent)) / 8640 + 0.5)
+           END AS tenths,
            (h.state = %s AND h.remediated_at IS NOT NULL) AS fixed
     FROM per_host p JOIN campaign_host h ON h.id = p.host_id
     LEFT JOIN probes_contact c ON c.host_id = h.id
@@ -39,7 +40,7 @@ hosts AS (
 SELECT country, language, GROUPING(country, language) <> 0 AS total, COUNT(*),
        COUNT(*) FILTER (WHERE delivered), COUNT(*) FILTER (WHERE bounced),
        COUNT(*) FILTER (WHERE replied), COUNT(*) FILTER (WHERE fixed),
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY days) FILTER (WHERE days IS NOT NULL)
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY tenths) FILTER (WHERE tenths IS NOT NULL) / 10
 FROM hosts
 GROUP BY GROUPING SETS ((country, language), ())
 """
