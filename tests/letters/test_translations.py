@@ -157,3 +157,31 @@ def test_contact_language_tags_map_to_letter_languages():
     assert normalize("de-AT") == "de"
     assert normalize("xx") is None
     assert babel_locale("zh-hant") == "zh_Hant"
+
+
+def recipient_page_messages() -> set[str]:
+    """The messages of the recipient's pages, extracted as Django's makemessages does."""
+    import io
+
+    from babel.messages.extract import extract_python
+    from django.utils.translation.template import templatize
+
+    found = set()
+    for path in (Path(__file__).resolve().parents[2] / "templates" / "recipient").glob("*.html"):
+        code = templatize(path.read_text(), origin=str(path))
+        for _, _, message, _ in extract_python(io.BytesIO(code.encode()), ("gettext", "_"),
+                                               [], {}):
+            found.add(message)
+    return found
+
+
+@pytest.mark.parametrize("code", LANGUAGES)
+def test_every_language_translates_the_recipient_pages(code):
+    messages = recipient_page_messages()
+    assert {"How we write to you", "Your time zone", "Test my server again now"} <= messages
+    with (LOCALE / babel_locale(code) / "LC_MESSAGES" / "django.po").open("rb") as handle:
+        catalog = read_po(handle)
+    for msgid in messages:
+        message = catalog.get(msgid)
+        assert message is not None and message.string, f"{code} lacks {msgid!r}"
+        assert sorted(PLACEHOLDER.findall(message.string)) == sorted(PLACEHOLDER.findall(msgid))
