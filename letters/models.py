@@ -349,14 +349,18 @@ class HostOutcome(models.Model):
     replied = models.BooleanField(default=False)
     # Tenths of days from first_sent to the re-test that found it closed (remediated hosts).
     fixed_tenths = models.IntegerField(null=True)
-    # The effect's notified group: the first sent first notice.
-    notice_t0 = models.DateTimeField(null=True)
+    # The effect's groups (letters.effect), as microseconds since the epoch so that whole
+    # days to the cut-off are integer arithmetic over a million rows: the notified group's
+    # clock starts at the first sent first notice, the control group's at the hold-out; the
+    # fix is the re-test that found the host closed; fixed_days is set if it came after t0.
     notice_language = models.CharField(max_length=10, blank=True)
-    remediated_at = models.DateTimeField(null=True)
-    # The effect's control group.
+    notice_t0_us = models.BigIntegerField(null=True)
+    notice_fixed_us = models.BigIntegerField(null=True)
+    notice_fixed_days = models.IntegerField(null=True)
     contact_language = models.CharField(max_length=10, blank=True)
-    control_since = models.DateTimeField(null=True)
-    control_remediated_at = models.DateTimeField(null=True)
+    control_t0_us = models.BigIntegerField(null=True)
+    control_fixed_us = models.BigIntegerField(null=True)
+    control_fixed_days = models.IntegerField(null=True)
 
     def __str__(self) -> str:
         return f"outcome of host {self.host_id}"

@@ -9,6 +9,9 @@ so a report only pays for what changed since the last one.
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
+
 from django.db import connection, transaction
 
 from campaign import states as host_states
@@ -49,8 +52,8 @@ WHERE d.host_id = q.id
 _RECOMPUTE = """
 INSERT INTO letters_hostoutcome (
     host_id, campaign_id, country, host_country, first_sent, language, delivered, bounced,
-    replied, fixed_tenths, notice_t0, notice_language, remediated_at, contact_language,
-    control_since, control_remediated_at)
+    replied, fixed_tenths, notice_language, notice_t0_us, notice_fixed_us, notice_fixed_days,
+    contact_language, control_t0_us, control_fixed_us, control_fixed_days)
 WITH sent AS (
     SELECT lh.host_id,
            (array_agg(l.language ORDER BY l.sent_at, l.id))[1] AS language,
@@ -73,14 +76,28 @@ SELECT h.id, h.campaign_id,
                  AND s.first_sent IS NOT NULL
             THEN FLOOR(EXTRACT(EPOCH FROM (h.remediated_at - s.first_sent)) / 8640 + 0.5)::int
        END,
-       s.notice_t0, COALESCE(s.notice_language, ''), h.remediated_at,
-       COALESCE(c.language, ''), ch.since, ch.remediated_at
+       COALESCE(s.notice_language, ''), {us:s.notice_t0}, {us:h.remediated_at},
+       {days:s.notice_t0:h.remediated_at},
+       COALESCE(c.language, ''), {us:ch.since}, {us:ch.remediated_at},
+       {days:ch.since:ch.remediated_at}
 FROM campaign_host h
 LEFT JOIN sent s ON s.host_id = h.id
 LEFT JOIN letters_controlhost ch ON ch.host_id = h.id
 LEFT JOIN probes_contact c ON c.host_id = h.id
 WHERE h.id IN (SELECT id FROM _outcome_ids) AND (s.host_id IS NOT NULL OR ch.id IS NOT NULL)
 """
+
+
+def _expand(sql: str) -> str:
+    """{us:t}: timestamp t in microseconds since the epoch; {days:t0:t}: whole days from t0
+    to t when t came at or after t0 (as letters.effect counts them from the source tables)."""
+    sql = re.sub(r"\{us:([\w.]+)\}", r"(EXTRACT(EPOCH FROM \1) * 1000000)::bigint", sql)
+    return re.sub(r"\{days:([\w.]+):([\w.]+)\}",
+                  r"CASE WHEN \2 >= \1 THEN FLOOR(date_part('epoch', \2 - \1) / 86400)::int END",
+                  sql)
+
+
+_RECOMPUTE = _expand(_RECOMPUTE)
 
 
 def in_use() -> bool:
@@ -163,12 +180,38 @@ def report_cells(campaign_id: int) -> list[tuple]:
         return cursor.fetchall()
 
 
-# The effect's members (see letters.effect): the same columns as its source-table query.
-EFFECT_MEMBERS = """
-SELECT 'notified' AS grp, notice_t0 AS t0, remediated_at AS fixed_at,
-       notice_language AS language, host_country AS country
-FROM letters_hostoutcome WHERE campaign_id = %(campaign)s AND notice_t0 IS NOT NULL
-UNION ALL
-SELECT 'control', control_since, control_remediated_at, contact_language, host_country
-FROM letters_hostoutcome WHERE campaign_id = %(campaign)s AND control_since IS NOT NULL
+# The effect's cells (see letters.effect): (group, language, country, remediated?, whole
+# days to the fix or, still open, to the cut-off, hosts); the members are the rows' two groups.
+EFFECT_CELLS = """
+SELECT grp, language, country, event,
+       CASE WHEN event THEN fixed_days ELSE ((%(now_us)s - t0_us) / 86400000000)::int END,
+       COUNT(*)
+FROM (
+    SELECT 'notified' AS grp, notice_language AS language, host_country AS country,
+           notice_t0_us AS t0_us, notice_fixed_days AS fixed_days,
+           (notice_fixed_days IS NOT NULL AND notice_fixed_us <= %(now_us)s) AS event
+    FROM letters_hostoutcome
+    WHERE campaign_id = %(campaign)s AND notice_t0_us <= %(now_us)s
+    UNION ALL
+    SELECT 'control', contact_language, host_country, control_t0_us, control_fixed_days,
+           (control_fixed_days IS NOT NULL AND control_fixed_us <= %(now_us)s)
+    FROM letters_hostoutcome
+    WHERE campaign_id = %(campaign)s AND control_t0_us <= %(now_us)s
+) members
+GROUP BY 1, 2, 3, 4, 5
 """
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def effect_cells(campaign_id: int, now: datetime) -> list[tuple]:
+    """The effect's cells of a campaign at the cut-off `now`, from the kept rows."""
+    refresh_outcomes()
+    now_us = (now - EPOCH) // timedelta(microseconds=1)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The cells hash in memory instead of sorting on disk (the planner overestimates
+        # their number), and JIT compiling costs more than it saves (bench/report_bench.py).
+        cursor.execute("SET LOCAL work_mem = '64MB'; SET LOCAL jit = off")
+        cursor.execute(EFFECT_CELLS, {"campaign": campaign_id, "now_us": now_us})
+        return cursor.fetchall()
