@@ -234,6 +234,9 @@ WHOIS_IANA_SERVER = env_str("WHOIS_IANA_SERVER", "whois.iana.org:43")
 # pace of look-ups per registry (0 = unpaced; 429s and refusals still back off).
 CONTACT_CACHE_DAYS = env_float("CONTACT_CACHE_DAYS", 30)
 CONTACT_LOOKUPS_PER_SECOND = float(env_str("CONTACT_LOOKUPS_PER_SECOND", "") or 10)
+# A "running" contact run without progress for this long belongs to a dead worker: the beat
+# marks it failed and starts afresh (one look-up can take a few timeouts, never minutes).
+CONTACT_RUN_STALE_SECONDS = int(env_float("CONTACT_RUN_STALE_SECONDS", 900))
 RDAP_BOOTSTRAP_DIR = VAR_DIR / "rdap"
 
 LOGGING = {

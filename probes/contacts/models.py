@@ -198,6 +198,9 @@ class ContactRun(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Bumped with every progress report: a "running" run whose heartbeat stopped belongs to
+    # a worker that died (the beat's own runs are not redelivered, they run inside its task).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

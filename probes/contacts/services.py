@@ -9,7 +9,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -426,12 +426,13 @@ def execute_run(
     now = timezone.now()
     if ContactRun.objects.filter(
         pk=run_id, status__in=[ContactRun.QUEUED, ContactRun.RUNNING]
-    ).update(status=ContactRun.RUNNING, started_at=now) != 1:
+    ).update(status=ContactRun.RUNNING, started_at=now, heartbeat_at=now) != 1:
         return None
     run = ContactRun.objects.select_related("campaign").get(pk=run_id)
 
     def report(done: int, total: int, summary: ResolveSummary) -> None:
         ContactRun.objects.filter(pk=run_id).update(
+            heartbeat_at=timezone.now(),
             hosts_total=total, hosts_done=done, resolved=summary.resolved,
             failed=summary.failed, queries=summary.queries,
         )
@@ -454,6 +455,26 @@ def execute_run(
     record("contacts.run_done", campaign_id=run.campaign_id, obj=run,
            data={"summary": summary.line})
     return run
+
+
+def abandon_stale_runs(now: datetime | None = None) -> int:
+    """Mark "running" runs without progress for CONTACT_RUN_STALE_SECONDS as failed.
+
+    Their worker died: a run the beat did inline is never redelivered, and left "running" it
+    would keep the beat from ever starting another run for that campaign. Returns how many.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.CONTACT_RUN_STALE_SECONDS)
+    stale = list(ContactRun.objects.filter(status=ContactRun.RUNNING).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)))
+    for run in stale:
+        last = run.heartbeat_at or run.started_at
+        error = f"abandoned: no progress since {last.isoformat(timespec='seconds')}"
+        if ContactRun.objects.filter(pk=run.pk, status=ContactRun.RUNNING).update(
+                status=ContactRun.FAILED, error=error, finished_at=now):
+            record("contacts.run_abandoned", campaign_id=run.campaign_id, obj=run,
+                   data={"error": error, "hosts_done": run.hosts_done})
+    return len(stale)
 
 
 def campaigns_with_due_hosts() -> Iterable[Campaign]:

@@ -19,6 +19,7 @@ def resolve_contacts(run_id: int) -> str | None:
 def resolve_due_contacts() -> int:
     """Beat: resolve newly verified hosts and retry the ones whose registry was down."""
     started = 0
+    services.abandon_stale_runs()
     for campaign in services.campaigns_with_due_hosts():
         if ContactRun.objects.filter(
             campaign=campaign, status__in=[ContactRun.QUEUED, ContactRun.RUNNING]

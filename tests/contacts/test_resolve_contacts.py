@@ -316,3 +316,33 @@ def test_a_low_confidence_fallback_kept_while_whois_is_down_is_cached_for_a_day_
     record = contact.network
     assert record.expires_at - record.fetched_at == timedelta(days=1)
     assert record.evidence["provisional"] is True
+
+
+def test_the_beat_fails_a_run_whose_worker_died_and_starts_afresh(registries, campaign):
+    from probes.contacts.tasks import resolve_due_contacts
+
+    add_host(campaign, "82.44.79.141")
+    long_ago = timezone.now() - timedelta(hours=1)
+    dead = ContactRun.objects.create(campaign=campaign, mode=ContactRun.DUE,
+                                     status=ContactRun.RUNNING, started_at=long_ago,
+                                     heartbeat_at=long_ago, hosts_done=3)
+    assert resolve_due_contacts() == 1
+    dead.refresh_from_db()
+    assert dead.status == ContactRun.FAILED and dead.error.startswith("abandoned: no progress")
+    assert AuditEvent.objects.filter(action="contacts.run_abandoned").count() == 1
+    assert state_of(campaign, "82.44.79.141") == states.CONTACT_RESOLVED
+    fresh = ContactRun.objects.exclude(pk=dead.pk).get()
+    assert fresh.status == ContactRun.DONE and fresh.heartbeat_at >= fresh.started_at
+
+
+def test_the_beat_leaves_a_run_that_is_making_progress_alone(registries, campaign):
+    from probes.contacts.tasks import resolve_due_contacts
+
+    add_host(campaign, "82.44.79.141")
+    alive = ContactRun.objects.create(
+        campaign=campaign, mode=ContactRun.DUE, status=ContactRun.RUNNING,
+        started_at=timezone.now() - timedelta(hours=2), heartbeat_at=timezone.now())
+    assert resolve_due_contacts() == 0
+    alive.refresh_from_db()
+    assert alive.status == ContactRun.RUNNING
+    assert state_of(campaign, "82.44.79.141") == states.VERIFIED_OPEN
