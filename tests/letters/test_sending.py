@@ -175,6 +175,37 @@ def test_a_letter_claimed_by_a_dead_worker_is_not_sent_again_on_its_own(
     assert batch.state == states.SENT
 
 
+def test_an_unconfirmed_letter_is_released_from_the_command_line(
+        campaign, bob, rita, alice, finding, capsys):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+    from django.utils import timezone
+
+    from campaign.models import AuditEvent
+
+    finding(email="a@example.org")
+    batch = approved_batch(campaign, bob, rita)
+    letter = batch.letters.get()
+    Letter.objects.filter(pk=letter.pk).update(claimed_at=timezone.now(), claim_token="dead")
+    call_command("letters_batch", "send", str(batch.pk))
+    captured = capsys.readouterr()
+    assert captured.out.strip() == "sent=0 failed=0"
+    assert "unconfirmed=1" in captured.err and captured.err.strip().endswith(str(letter.pk))
+    with pytest.raises(CommandError, match="alice may not release letters"):
+        call_command("letters_batch", "release", str(letter.pk), "--by", "alice",
+                     "--reason", "checked")
+    call_command("letters_batch", "release", str(letter.pk), "--by", "bob",
+                 "--reason", "not in the ESP log")
+    assert capsys.readouterr().out.strip() == f"letter={letter.pk} released=1"
+    assert AuditEvent.objects.filter(action="letter.release").count() == 1
+    with pytest.raises(CommandError, match="not waiting for a person"):
+        call_command("letters_batch", "release", str(letter.pk), "--by", "bob",
+                     "--reason", "again")
+    call_command("letters_batch", "send", str(batch.pk))
+    assert capsys.readouterr().out.strip() == "sent=1 failed=0"
+    assert len(mail.outbox) == 1
+
+
 def test_the_throttle_paces_overall_and_per_domain():
     now = [0.0]
     slept = []

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from campaign.cli import ProgressBar, get_campaign, get_user
 from campaign.models import Agency
 from letters import services, states
-from letters.models import Batch
+from letters.models import Batch, Letter
 
 
 class Command(BaseCommand):
@@ -34,6 +34,13 @@ class Command(BaseCommand):
         send.add_argument("--by")
         send.add_argument("--background", action="store_true",
                           help="queue the sending for the Celery workers")
+
+        release = sub.add_parser(
+            "release", help="put an unconfirmed letter (its worker died mid-send) back in the "
+                            "queue, after checking the mail server's log that it did not leave")
+        release.add_argument("letter_id", type=int)
+        release.add_argument("--by", required=True)
+        release.add_argument("--reason", required=True)
 
     def handle(self, *args, **options):
         try:
@@ -99,6 +106,23 @@ class Command(BaseCommand):
         if summary.unconfirmed:
             self.stderr.write(
                 f"unconfirmed={summary.unconfirmed}: a worker stopped mid-send; check the mail "
-                "server's log before releasing them (they are not sent again on their own)"
+                "server's log before releasing them with `letters_batch release LETTER_ID` "
+                "(they are not sent again on their own): "
+                + " ".join(str(pk) for pk in batch.letters.filter(
+                    state=states.QUEUED, claimed_at__isnull=False).values_list("pk", flat=True))
             )
         self.stdout.write(summary.line)
+
+    def do_release(self, options):
+        letter = Letter.objects.filter(pk=options["letter_id"]).first()
+        if letter is None:
+            raise CommandError(f"no letter {options['letter_id']}")
+        if not options["reason"].strip():
+            raise CommandError("--reason must say what the mail server's log showed")
+        released = services.release_claim(letter=letter, actor=get_user(options["by"]),
+                                          reason=options["reason"].strip())
+        if not released:
+            claimed = "claimed" if letter.claimed_at else "not claimed"
+            raise CommandError(f"letter {letter.pk} is not waiting for a person "
+                               f"(state {letter.state}, {claimed})")
+        self.stdout.write(f"letter={letter.pk} released=1")
