@@ -113,6 +113,9 @@ def refresh_outcomes() -> int:
         cursor.execute("SELECT EXISTS (SELECT 1 FROM letters_outcomedirty)")
         if not cursor.fetchone()[0]:
             return 0
+        # One refresh at a time (a report and the beat may ask together): the second waits
+        # for the first and then finds little left to do.
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('letters.refresh_outcomes'))")
         # The rows touched are few and cached: index look-ups, not scans of a million rows
         # (the default random_page_cost prices them as disk seeks).
         cursor.execute("SET LOCAL work_mem = '128MB'; SET LOCAL jit = off; "

@@ -244,3 +244,34 @@ def test_beat_refreshes_the_rows_every_minute(settings):
     from letters.tasks import refresh_outcomes_task
 
     assert refresh_outcomes_task.name == entry["task"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_refreshes_neither_fail_nor_lose_a_host(campaign, bob):
+    import threading
+
+    from django.db import connections
+
+    batch = Batch.objects.create(campaign=campaign, created_by=bob)
+    hosts = [add_finding(campaign, email=f"h{i}@example.net") for i in range(30)]
+    for i, host in enumerate(hosts):
+        letter = _letter(campaign, batch, email=f"h{i}@example.net", language="en",
+                         sent=timezone.now())
+        LetterHost.objects.create(letter=letter, host=host)
+    errors, done = [], []
+
+    def refresh():
+        try:
+            done.append(outcomes.refresh_outcomes())
+        except Exception as exc:  # noqa: BLE001 - the test reports any failure
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=refresh) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == [] and sum(done) == 30
+    assert HostOutcome.objects.count() == 30 and not OutcomeDirty.objects.exists()
