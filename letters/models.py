@@ -349,18 +349,30 @@ class HostOutcome(models.Model):
     replied = models.BooleanField(default=False)
     # Tenths of days from first_sent to the re-test that found it closed (remediated hosts).
     fixed_tenths = models.IntegerField(null=True)
-    # The effect's groups (letters.effect), as microseconds since the epoch so that whole
-    # days to the cut-off are integer arithmetic over a million rows: the notified group's
-    # clock starts at the first sent first notice, the control group's at the hold-out; the
-    # fix is the re-test that found the host closed; fixed_days is set if it came after t0.
-    notice_language = models.CharField(max_length=10, blank=True)
-    notice_t0_us = models.BigIntegerField(null=True)
-    notice_fixed_us = models.BigIntegerField(null=True)
-    notice_fixed_days = models.IntegerField(null=True)
-    contact_language = models.CharField(max_length=10, blank=True)
+    # The host's group in the effect (letters.effect): "notified" from its first sent first
+    # notice, else "control" from the hold-out. Times are microseconds since the epoch, t0
+    # also as whole days and the rest of its day, so that whole days to any cut-off are
+    # counted per (day, rest before/after the cut-off's) without per-row date arithmetic;
+    # fixed_days is set when the re-test that found it closed came at or after t0.
+    effect_group = models.CharField(max_length=8, blank=True)
+    effect_language = models.CharField(max_length=10, blank=True)
+    effect_t0_us = models.BigIntegerField(null=True)
+    effect_t0_day = models.IntegerField(null=True)
+    effect_t0_rest_us = models.BigIntegerField(null=True)
+    effect_fixed_us = models.BigIntegerField(null=True)
+    effect_fixed_days = models.IntegerField(null=True)
+    # The rare notified host that is also in the control group (held out, written to after
+    # its contact changed): its control membership, counted in that group too.
+    control_language = models.CharField(max_length=10, blank=True)
     control_t0_us = models.BigIntegerField(null=True)
     control_fixed_us = models.BigIntegerField(null=True)
     control_fixed_days = models.IntegerField(null=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["campaign"], name="letters_outcome_also_control",
+                         condition=models.Q(control_t0_us__isnull=False)),
+        ]
 
     def __str__(self) -> str:
         return f"outcome of host {self.host_id}"

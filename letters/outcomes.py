@@ -52,8 +52,9 @@ WHERE d.host_id = q.id
 _RECOMPUTE = """
 INSERT INTO letters_hostoutcome (
     host_id, campaign_id, country, host_country, first_sent, language, delivered, bounced,
-    replied, fixed_tenths, notice_language, notice_t0_us, notice_fixed_us, notice_fixed_days,
-    contact_language, control_t0_us, control_fixed_us, control_fixed_days)
+    replied, fixed_tenths, effect_group, effect_language, effect_t0_us, effect_t0_day,
+    effect_t0_rest_us, effect_fixed_us, effect_fixed_days, control_language, control_t0_us,
+    control_fixed_us, control_fixed_days)
 WITH sent AS (
     SELECT lh.host_id,
            (array_agg(l.language ORDER BY l.sent_at, l.id))[1] AS language,
@@ -67,24 +68,40 @@ WITH sent AS (
     WHERE lh.host_id IN (SELECT id FROM _outcome_ids)
       AND l.sent_at IS NOT NULL AND NOT lh.dropped
     GROUP BY lh.host_id
+), hosts AS (
+    SELECT h.id, h.campaign_id,
+           COALESCE(NULLIF(h.country, ''), NULLIF(c.country, ''), '--') AS country,
+           h.country AS host_country, s.first_sent, COALESCE(s.language, '') AS language,
+           COALESCE(s.delivered, false) AS delivered, COALESCE(s.bounced, false) AS bounced,
+           COALESCE(s.replied, false) AS replied,
+           CASE WHEN h.state = %(remediated)s AND h.remediated_at IS NOT NULL
+                     AND s.first_sent IS NOT NULL
+                THEN FLOOR(EXTRACT(EPOCH FROM (h.remediated_at - s.first_sent)) / 8640 + 0.5)::int
+           END AS fixed_tenths,
+           s.notice_t0 IS NOT NULL AS notified,
+           CASE WHEN s.notice_t0 IS NOT NULL THEN 'notified'
+                WHEN ch.id IS NOT NULL THEN 'control' ELSE '' END AS effect_group,
+           CASE WHEN s.notice_t0 IS NOT NULL THEN s.notice_language
+                ELSE COALESCE(c.language, '') END AS effect_language,
+           COALESCE(s.notice_t0, ch.since) AS t0,
+           CASE WHEN s.notice_t0 IS NOT NULL THEN h.remediated_at
+                ELSE ch.remediated_at END AS fixed_at,
+           COALESCE(c.language, '') AS contact_language,
+           ch.since AS control_since, ch.remediated_at AS control_fixed_at
+    FROM campaign_host h
+    LEFT JOIN sent s ON s.host_id = h.id
+    LEFT JOIN letters_controlhost ch ON ch.host_id = h.id
+    LEFT JOIN probes_contact c ON c.host_id = h.id
+    WHERE h.id IN (SELECT id FROM _outcome_ids) AND (s.host_id IS NOT NULL OR ch.id IS NOT NULL)
 )
-SELECT h.id, h.campaign_id,
-       COALESCE(NULLIF(h.country, ''), NULLIF(c.country, ''), '--'), h.country,
-       s.first_sent, COALESCE(s.language, ''),
-       COALESCE(s.delivered, false), COALESCE(s.bounced, false), COALESCE(s.replied, false),
-       CASE WHEN h.state = %(remediated)s AND h.remediated_at IS NOT NULL
-                 AND s.first_sent IS NOT NULL
-            THEN FLOOR(EXTRACT(EPOCH FROM (h.remediated_at - s.first_sent)) / 8640 + 0.5)::int
-       END,
-       COALESCE(s.notice_language, ''), {us:s.notice_t0}, {us:h.remediated_at},
-       {days:s.notice_t0:h.remediated_at},
-       COALESCE(c.language, ''), {us:ch.since}, {us:ch.remediated_at},
-       {days:ch.since:ch.remediated_at}
-FROM campaign_host h
-LEFT JOIN sent s ON s.host_id = h.id
-LEFT JOIN letters_controlhost ch ON ch.host_id = h.id
-LEFT JOIN probes_contact c ON c.host_id = h.id
-WHERE h.id IN (SELECT id FROM _outcome_ids) AND (s.host_id IS NOT NULL OR ch.id IS NOT NULL)
+SELECT id, campaign_id, country, host_country, first_sent, language, delivered, bounced,
+       replied, fixed_tenths, effect_group, effect_language, {us:t0},
+       ({us:t0} / 86400000000)::int, {us:t0} %% 86400000000, {us:fixed_at}, {days:t0:fixed_at},
+       CASE WHEN notified AND control_since IS NOT NULL THEN contact_language ELSE '' END,
+       CASE WHEN notified THEN {us:control_since} END,
+       CASE WHEN notified THEN {us:control_fixed_at} END,
+       CASE WHEN notified THEN {days:control_since:control_fixed_at} END
+FROM hosts
 """
 
 
@@ -183,24 +200,38 @@ def report_cells(campaign_id: int) -> list[tuple]:
         return cursor.fetchall()
 
 
-# The effect's cells (see letters.effect): (group, language, country, remediated?, whole
-# days to the fix or, still open, to the cut-off, hosts); the members are the rows' two groups.
-EFFECT_CELLS = """
-SELECT grp, language, country, event,
-       CASE WHEN event THEN fixed_days ELSE ((%(now_us)s - t0_us) / 86400000000)::int END,
+DAY_US = 86_400_000_000
+
+# The effect's cells (see letters.effect) in three parts, each over plain columns so that
+# PostgreSQL aggregates in parallel: remediated hosts by whole days to the fix; hosts still
+# open at the cut-off by the day of their t0, split by whether the rest of that day came after
+# the cut-off's (one whole day less); and the rare notified host also in the control group.
+_EFFECT_EVENTS = """
+SELECT effect_group, effect_language, host_country, effect_fixed_days, COUNT(*)
+FROM letters_hostoutcome
+WHERE campaign_id = %(campaign)s AND effect_t0_us <= %(now_us)s
+  AND effect_fixed_days IS NOT NULL AND effect_fixed_us <= %(now_us)s
+GROUP BY 1, 2, 3, 4
+"""
+
+_EFFECT_OPEN = """
+SELECT effect_group, effect_language, host_country, effect_t0_day,
+       COUNT(*) FILTER (WHERE effect_t0_rest_us > %(rest_us)s),
+       COUNT(*) FILTER (WHERE effect_t0_rest_us <= %(rest_us)s)
+FROM letters_hostoutcome
+WHERE campaign_id = %(campaign)s AND effect_t0_us <= %(now_us)s
+  AND (effect_fixed_days IS NULL OR effect_fixed_us > %(now_us)s)
+GROUP BY 1, 2, 3, 4
+"""
+
+_EFFECT_ALSO_CONTROL = """
+SELECT 'control', control_language, host_country,
+       control_fixed_days IS NOT NULL AND control_fixed_us <= %(now_us)s,
+       CASE WHEN control_fixed_days IS NOT NULL AND control_fixed_us <= %(now_us)s
+            THEN control_fixed_days ELSE (%(now_us)s - control_t0_us) / 86400000000 END,
        COUNT(*)
-FROM (
-    SELECT 'notified' AS grp, notice_language AS language, host_country AS country,
-           notice_t0_us AS t0_us, notice_fixed_days AS fixed_days,
-           (notice_fixed_days IS NOT NULL AND notice_fixed_us <= %(now_us)s) AS event
-    FROM letters_hostoutcome
-    WHERE campaign_id = %(campaign)s AND notice_t0_us <= %(now_us)s
-    UNION ALL
-    SELECT 'control', contact_language, host_country, control_t0_us, control_fixed_days,
-           (control_fixed_days IS NOT NULL AND control_fixed_us <= %(now_us)s)
-    FROM letters_hostoutcome
-    WHERE campaign_id = %(campaign)s AND control_t0_us <= %(now_us)s
-) members
+FROM letters_hostoutcome
+WHERE campaign_id = %(campaign)s AND control_t0_us <= %(now_us)s
 GROUP BY 1, 2, 3, 4, 5
 """
 
@@ -209,12 +240,27 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def effect_cells(campaign_id: int, now: datetime) -> list[tuple]:
-    """The effect's cells of a campaign at the cut-off `now`, from the kept rows."""
+    """The effect's cells (group, language, country, remediated?, days, hosts) of a campaign
+    at the cut-off `now`, from the kept rows."""
     refresh_outcomes()
     now_us = (now - EPOCH) // timedelta(microseconds=1)
+    today, rest_us = divmod(now_us, DAY_US)
+    params = {"campaign": campaign_id, "now_us": now_us, "rest_us": rest_us}
+    cells: list[tuple] = []
     with transaction.atomic(), connection.cursor() as cursor:
-        # The cells hash in memory instead of sorting on disk (the planner overestimates
-        # their number), and JIT compiling costs more than it saves (bench/report_bench.py).
+        # JIT compiling costs more than it saves on these plans (bench/report_bench.py).
         cursor.execute("SET LOCAL work_mem = '64MB'; SET LOCAL jit = off")
-        cursor.execute(EFFECT_CELLS, {"campaign": campaign_id, "now_us": now_us})
-        return cursor.fetchall()
+        cursor.execute(_EFFECT_EVENTS, params)
+        cells += [(grp, language, country, True, days, n)
+                  for grp, language, country, days, n in cursor.fetchall()]
+        cursor.execute(_EFFECT_OPEN, params)
+        for grp, language, country, t0_day, later_in_day, earlier_in_day in cursor.fetchall():
+            # floor((now - t0) / day) = (today - t0_day), one less if t0's time of day
+            # came after the cut-off's.
+            if later_in_day:
+                cells.append((grp, language, country, False, today - t0_day - 1, later_in_day))
+            if earlier_in_day:
+                cells.append((grp, language, country, False, today - t0_day, earlier_in_day))
+        cursor.execute(_EFFECT_ALSO_CONTROL, params)
+        cells += cursor.fetchall()
+    return cells

@@ -275,3 +275,51 @@ def test_concurrent_refreshes_neither_fail_nor_lose_a_host(campaign, bob):
         thread.join(30)
     assert errors == [] and sum(done) == 30
     assert HostOutcome.objects.count() == 30 and not OutcomeDirty.objects.exists()
+
+
+@pytest.mark.django_db
+def test_whole_days_to_the_cut_off_match_the_source_tables_at_any_time_of_day(campaign, bob):
+    from datetime import UTC, datetime
+
+    cutoff = datetime(2026, 11, 20, 12, 0, 0, 500, tzinfo=UTC)
+    batch = Batch.objects.create(campaign=campaign, created_by=bob, state=states.SENT)
+    n = 0
+    for days_before in (0, 1, 2, 30):
+        for hour in (6, 12, 18):
+            # t0 at that hour, days_before days before the cut-off's day; some fixed after it.
+            t0 = cutoff.replace(hour=hour, microsecond=0 if hour != 12 else 500) - timedelta(
+                days=days_before)
+            if t0 > cutoff:
+                continue
+            for fixed_after in (None, timedelta(days=days_before + 3)):
+                host = add_finding(campaign, email=f"t{n}@example.net", country="DE")
+                n += 1
+                letter = _letter(campaign, batch, email=f"t{n}@example.net", language="de",
+                                 sent=t0)
+                LetterHost.objects.create(letter=letter, host=host)
+                if fixed_after is not None:
+                    Host.objects.filter(pk=host.pk).update(state=host_states.REMEDIATED,
+                                                           remediated_at=t0 + fixed_after)
+                if hour == 18:
+                    # Also held out once (its contact changed since): in both groups.
+                    draw = ContactDraw.objects.create(campaign=campaign, email=f"d{n}@x.net",
+                                                      held_out=True, bucket=0.01, percent=10,
+                                                      reason="t")
+                    ControlHost.objects.create(campaign=campaign, host=host, draw=draw,
+                                               since=t0 - timedelta(hours=1))
+    kept = effect.campaign_effect(campaign, now=cutoff)
+    source = effect.campaign_effect(campaign, now=cutoff, from_source=True)
+    assert kept == source
+    assert kept["control"]["hosts"] > 0 and kept["notified"]["hosts"] == n
+    # Censored at whole days: a 06:00 send 1 day before a 12:00 cut-off is 1 day old, an
+    # 18:00 send the day before is 0 days old (the curve's censoring needs the exact day).
+    cells = outcomes.effect_cells(campaign.pk, cutoff)
+    source_cells = effect._cells(campaign, cutoff, from_source=True)
+    assert sorted(_merged(cells)) == sorted(_merged(source_cells))
+
+
+def _merged(cells) -> list[tuple]:
+    totals: dict[tuple, int] = {}
+    for *key, n in cells:
+        totals[tuple(key)] = totals.get(tuple(key), 0) + n
+    return list(totals.items())
