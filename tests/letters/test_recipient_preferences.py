@@ -88,7 +88,8 @@ def test_an_unknown_language_or_time_zone_is_refused_and_nothing_is_stored(
     letter, _ = german_letter
     response = client.post(path_of(letter) + "preferences/", form)
     assert response.status_code == 400
-    assert "Please choose a language from the list" in response.content.decode()
+    # The page speaks the letter's language, its error too.
+    assert "Bitte wählen Sie eine Sprache aus der Liste" in response.content.decode()
     assert not ContactPreference.objects.exists()
 
 
