@@ -13,6 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from jinja2 import TemplateError
+from jinja2.exceptions import SecurityError
 
 from campaign import agencies
 from campaign.audit import record
@@ -143,7 +144,7 @@ def describe_error(exc: Exception) -> str:
     """What went wrong in words a template author can act on (line numbers included)."""
     lineno = getattr(exc, "lineno", None)
     where = f" (line {lineno})" if lineno else ""
-    if exc.__class__.__name__ == "SecurityError":
+    if isinstance(exc, SecurityError):  # the sandbox, or its budget (TemplateTooCostly)
         return f"Not allowed in a letter template{where}: {exc}"
     return f"The template does not render{where}: {exc.__class__.__name__}: {exc}"
 

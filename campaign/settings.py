@@ -123,6 +123,10 @@ FEED_MAX_BYTES = int(env_float("FEED_MAX_BYTES", 512 * 1024 * 1024))
 # Security: sane everywhere, strict when not in DEBUG so `check --deploy` passes.
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = 8 * 3600
+# Lax: sent on top-level navigations from other sites (a link in a mail), never on their
+# forms, frames or scripts; Strict would sign staff out on every such link.
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -60,7 +60,8 @@ class LetterTemplateForm(forms.ModelForm):
         if data.get("name") and data.get("source"):
             try:
                 check_template(data["name"], data["source"])
-            except (TemplateError, SecurityError, ValueError, KeyError, TypeError) as exc:
+            except (TemplateError, SecurityError, ValueError, KeyError, TypeError, LookupError,
+                    RecursionError, ArithmeticError) as exc:
                 raise forms.ValidationError(f"the template does not render: {exc}") from None
         return data
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from anymail.signals import inbound, tracking
 from django.dispatch import receiver
 
 from letters import services
+
+log = logging.getLogger(__name__)
 
 
 @receiver(tracking, dispatch_uid="letters.tracking")
@@ -15,4 +19,7 @@ def on_tracking(sender, event, esp_name, **kwargs) -> None:
 
 @receiver(inbound, dispatch_uid="letters.inbound")
 def on_inbound(sender, event, esp_name, **kwargs) -> None:
+    if event.message is None:  # an ESP's notice without the message (nothing to thread)
+        log.info("%s inbound event %s without a message", esp_name, event.event_id)
+        return
     services.record_inbound(event.message, esp_name)

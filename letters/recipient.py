@@ -28,6 +28,7 @@ from campaign.audit import record
 from campaign.models import AuditEvent, Campaign, Host
 from letters import cadence, states
 from letters.languages import LANGUAGES, normalize
+from letters.mailtext import clean_text
 from letters.models import ContactPreference, InboundMessage, Letter, LetterHost
 
 SALT = "letters.recipient.v1"
@@ -284,7 +285,8 @@ def submit_feedback(letter: Letter, *, kind: str, text: str, token: str,
 
     if kind not in FEEDBACK_KINDS:
         raise ValueError(f"unknown feedback kind {kind!r}")
-    text = (text or "").strip()[:MAX_TEXT]
+    # Typed or pasted by anyone: kept as text the database takes (no NUL, valid UTF-8).
+    text = clean_text(text).strip()[:MAX_TEXT]
     if kind == MESSAGE and not text:
         raise ValueError("empty message")
     check_limits("feedback", token, client_ip)

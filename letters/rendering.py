@@ -2,7 +2,9 @@
 
 Templates are Jinja2 and may be edited by staff, so they run in an immutable sandbox: a
 template can read its context but cannot reach attributes starting with `_`, call methods
-that change data, or touch anything we did not hand it. HTML parts are autoescaped.
+that change data, or touch anything we did not hand it; and every render has a budget of
+steps and text (letters.sandbox), so no template can hang a worker or exhaust its memory.
+HTML parts are autoescaped.
 Strings are gettext messages (`{% trans %}`) served by Django's translation machinery for
 the active language, so the same `locale/<lang>/LC_MESSAGES/django.po` catalogs serve the
 staff UI and the letters.
@@ -26,9 +28,9 @@ from typing import Any
 from babel import dates as babel_dates
 from django.utils import translation
 from jinja2 import ChoiceLoader, DictLoader, FileSystemLoader, StrictUndefined, select_autoescape
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
+from letters import sandbox
 from letters.languages import ENGLISH, babel_locale, normalize
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "jinja"
@@ -183,11 +185,11 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def build_environment(overrides: Mapping[str, str] | None = None) -> ImmutableSandboxedEnvironment:
+def build_environment(overrides: Mapping[str, str] | None = None) -> sandbox.BoundedSandbox:
     loaders = [FileSystemLoader(str(TEMPLATE_DIR))]
     if overrides:
         loaders.insert(0, DictLoader(dict(overrides)))
-    env = ImmutableSandboxedEnvironment(
+    env = sandbox.BoundedSandbox(
         loader=ChoiceLoader(loaders),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         extensions=["jinja2.ext.i18n"],
@@ -238,6 +240,11 @@ class LetterRenderer:
             raise ValueError(f"unknown letter kind {kind!r}")
         language = normalize(language) or ENGLISH
         context = prepare_context(context)
+        with sandbox.budget(len(context["hosts"])):
+            return self._render(kind, context, language, bilingual=bilingual)
+
+    def _render(self, kind: str, context: dict[str, Any], language: str, *,
+                bilingual: bool) -> Rendered:
         subject, text, html = self._section(
             kind, context, language, bilingual_note=bilingual and language != ENGLISH
         )

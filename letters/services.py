@@ -13,14 +13,16 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.header import Header
+from email.headerregistry import Address
+from email.utils import getaddresses
 
 from anymail.exceptions import AnymailInvalidAddress, AnymailRecipientsRefused
 from anymail.signals import EventType
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail import BadHeaderError, EmailMultiAlternatives, get_connection
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -31,7 +33,7 @@ from campaign.audit import record
 from campaign.hosts import transition_host
 from campaign.models import Agency, Campaign, Host
 from campaign.roles import has_perm
-from letters import cadence, holdout, selectors, states
+from letters import cadence, holdout, mailtext, selectors, states
 from letters.models import (
     Batch,
     ContactPreference,
@@ -45,6 +47,7 @@ from letters.models import (
 from letters.recipient import letter_url
 from letters.rendering import LetterRenderer, check_template
 from letters.throttle import Throttle, paced
+from probes.contacts.records import clean_email
 from probes.contacts.selectors import SuppressionList
 
 log = logging.getLogger(__name__)
@@ -448,14 +451,38 @@ class LetterMessage(EmailMultiAlternatives):
         return msg
 
 
+class UnsendableLetter(LetterError):
+    """A letter whose addresses could not make a safe message (refused for good)."""
+
+
+def _one_address(value: object, what: str) -> str:
+    """`value` if it is exactly one bare address on one line, else UnsendableLetter."""
+    text = str(value or "").strip()
+    if (not text or "\r" in text or "\n" in text or "@" not in text
+            or getaddresses([text]) != [("", text)]):
+        raise UnsendableLetter(f"{what} {value!r} is not one plain e-mail address")
+    return text
+
+
 def build_message(letter: Letter) -> EmailMultiAlternatives:
+    """The letter as a message to its one recipient, whatever its stored values hold.
+
+    The recipient must be a plain address (clean_email: no line break, no second address,
+    no display name to smuggle one in), sender and reply-to one address each, the agency's
+    name one line, quoted as a display name; else UnsendableLetter, and nothing is sent.
+    """
     agency = letter.context["agency"]
+    recipient = clean_email(letter.email)
+    if recipient is None:
+        raise UnsendableLetter(f"recipient {letter.email!r} is not one plain e-mail address")
+    sender = _one_address(agency["sender_email"], "sender")
     message = LetterMessage(
         subject=letter.subject,
         body=letter.body_text,
-        from_email=f"{agency['name']} <{agency['sender_email']}>",
-        to=[letter.email],
-        reply_to=[agency["reply_to"]],
+        from_email=str(Address(display_name=" ".join(str(agency["name"]).split()),
+                               addr_spec=sender)),
+        to=[recipient],
+        reply_to=[_one_address(agency["reply_to"], "reply-to")],
         headers={
             "Message-ID": letter.message_id,
             "Content-Language": letter.language,
@@ -551,7 +578,12 @@ def send_letter(letter_id: int, *, connection=None,
             Letter.objects.filter(pk=letter.pk).update(claim_token="", claimed_at=None)
             return CANCELLED
         letter.refresh_from_db()
-    message = build_message(letter)
+    try:
+        message = build_message(letter)
+        message.message()  # a header Django refuses (BadHeaderError) fails here, not half-sent
+    except (UnsendableLetter, BadHeaderError, ValueError) as exc:
+        _finish(letter, token, states.FAILED, error=f"not sent: {exc}")
+        return FAILED
     try:
         if connection is not None:
             connection.send_messages([message])
@@ -678,12 +710,14 @@ def _suppress(email: str, *, reason: str, source: str, letter: Letter) -> None:
         log.warning("could not suppress %s: %s", email, exc)
 
 
-def _letter_for_event(message_id: str | None, metadata: dict | None) -> Letter | None:
-    key = (metadata or {}).get("letter")
-    if key:
-        found = Letter.objects.filter(idempotency_key=str(key)).first()
+def _letter_for_event(message_id: object, metadata: object) -> Letter | None:
+    # Both come from the ESP's payload: any JSON value, whatever the ESP documents.
+    key = metadata.get("letter") if isinstance(metadata, dict) else None
+    if isinstance(key, str) and key:
+        found = Letter.objects.filter(idempotency_key=mailtext.clean_text(key, 32)).first()
         if found:
             return found
+    message_id = mailtext.one_line(message_id, 255) if isinstance(message_id, str | int) else ""
     if message_id:
         return selectors.letter_for_message_ids([message_id])
     return None
@@ -711,14 +745,19 @@ def move_letter(letter: Letter, target: str, *, at: datetime | None = None,
 def record_tracking_event(event, esp_name: str) -> LetterEvent | None:
     """Apply one normalised anymail tracking event; a duplicate delivery is ignored."""
     letter = _letter_for_event(event.message_id, event.metadata)
-    at = event.timestamp or timezone.now()
+    at = event.timestamp if isinstance(event.timestamp, datetime) else timezone.now()
+    if timezone.is_naive(at):  # some ESPs' parsers leave a zone-less time as it came
+        at = at.replace(tzinfo=UTC)
+    recipient = mailtext.one_line(event.recipient or "", 254)
     try:
         with transaction.atomic():
             stored = LetterEvent.objects.create(
-                letter=letter, esp=esp_name, event_id=str(event.event_id or "")[:255],
-                event_type=event.event_type, recipient=(event.recipient or "")[:254],
-                message_id=str(event.message_id or "")[:255],
-                description=str(event.description or event.mta_response or "")[:2000], at=at,
+                letter=letter, esp=mailtext.one_line(esp_name, 40),
+                event_id=mailtext.clean_text(event.event_id or "", 255),
+                event_type=mailtext.one_line(event.event_type, 20),
+                recipient=recipient, message_id=mailtext.clean_text(event.message_id or "", 255),
+                description=mailtext.clean_text(event.description or event.mta_response or "",
+                                                2000), at=at,
             )
     except IntegrityError:
         return None  # the ESP re-sent an event we already applied
@@ -735,30 +774,46 @@ def record_tracking_event(event, esp_name: str) -> LetterEvent | None:
                           "description": stored.description[:300]})
     if target in (states.BOUNCED, states.COMPLAINED):
         source = "complaint" if target == states.COMPLAINED else "bounce"
-        _suppress(event.recipient or letter.email,
+        # The bounced address, never a domain: a recipient that is not a plain address (a
+        # payload's garbage) must not put a whole domain on the do-not-contact list.
+        _suppress(clean_email(recipient) or letter.email,
                   reason=f"{event.event_type} reported by {esp_name} for letter {letter.pk}",
                   source=source, letter=letter)
     return stored
 
 
+MAX_REFERENCES = 100  # a References header may list a whole thread; the latest ids suffice
+
+
 def _header_ids(message, name: str) -> list[str]:
-    value = message.get(name) or ""
-    return [part for part in str(value).replace(",", " ").split() if part]
+    ids = []
+    for value in mailtext.header_values(message, name):
+        ids += [part[:255] for part in mailtext.one_line(value).replace(",", " ").split()]
+    return ids
 
 
 def record_inbound(message, esp_name: str) -> InboundMessage:
-    """Thread a reply to the letter it answers (by its references, else by its sender)."""
-    sender = message.from_email.addr_spec.lower() if message.from_email else ""
-    references = _header_ids(message, "In-Reply-To") + _header_ids(message, "References")
+    """Thread a reply to the letter it answers (by its references, else by its sender).
+
+    Whatever the reply holds (see letters.mailtext) it is stored: a stranger's broken mail
+    must not make the webhook fail, or the ESP would send it again forever.
+    """
+    senders = mailtext.addresses(message, "From")
+    sender = senders[0].lower() if senders else ""
+    references = (_header_ids(message, "In-Reply-To")
+                  + _header_ids(message, "References")[-MAX_REFERENCES:])[:MAX_REFERENCES + 1]
     letter = selectors.letter_for_message_ids(references)
     if letter is None and sender:
         letter = (Letter.objects.filter(email__iexact=sender, state__in=states.OUT_STATES)
                   .order_by("-sent_at", "-id").first())
     stored = InboundMessage.objects.create(
-        letter=letter, esp=esp_name, from_email=sender[:254],
-        to=", ".join(a.addr_spec for a in (message.to or [])),
-        subject=(message.subject or "")[:998], text=message.text or "", html=message.html or "",
-        message_id=str(message.get("Message-ID") or "")[:255],
+        letter=letter, esp=mailtext.one_line(esp_name, 40),
+        from_email=sender or mailtext.header_text(message, "From", 254),
+        to=", ".join(mailtext.addresses(message, "To")),
+        subject=mailtext.header_text(message, "Subject", 998),
+        text=mailtext.body_text(message, "text/plain"),
+        html=mailtext.body_text(message, "text/html"),
+        message_id=mailtext.header_text(message, "Message-ID", 255),
         in_reply_to=" ".join(references)[:2000],
     )
     if letter is not None:

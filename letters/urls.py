@@ -2,9 +2,14 @@
 
 anymail's views authenticate each call (HTTP basic auth from ANYMAIL_WEBHOOK_SECRET, plus
 the ESP's own signature where it has one), normalise the payload and send the `tracking` or
-`inbound` signal that letters.receivers turns into letter updates.
+`inbound` signal that letters.receivers turns into letter updates. Each is served behind
+letters.webhooks' guard (unset-up ESPs are 404, unreadable payloads 400, one transaction per
+call), under anymail's own routes and names (`anymail:mailgun_tracking_webhook`, …).
 """
 
-from django.urls import include, path
+from anymail import urls as anymail_urls
 
-urlpatterns = [path("", include("anymail.urls"))]
+from letters.webhooks import guarded_urlpatterns
+
+app_name = "anymail"
+urlpatterns = guarded_urlpatterns(anymail_urls.urlpatterns)

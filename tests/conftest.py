@@ -1,10 +1,33 @@
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"  # a copy of ../shared/fixtures, see its README
 FEEDS = FIXTURES / "feeds"
+
+# Hypothesis: every property test carries the `fuzz` marker (`pytest -m fuzz` runs just those)
+# and runs on a fixed budget in CI. The `ci` profile (the default) derandomizes, so every run
+# tries the same examples and a failure reproduces from the test name alone; it keeps no
+# example database and sets no deadline (a busy runner is not a bug). Each test states its
+# number of examples as `max_examples=examples(N)` next to its @given: N is its CI budget.
+# Locally, HYPOTHESIS_PROFILE=explore draws fresh examples each run and FUZZ_SCALE=10 tries
+# ten times as many.
+FUZZ_SCALE = int(os.environ.get("FUZZ_SCALE", "1"))
+settings.register_profile(
+    "ci", max_examples=50, derandomize=True, database=None, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                           HealthCheck.large_base_example, HealthCheck.data_too_large],
+)
+settings.register_profile("explore", settings.get_profile("ci"), derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def examples(n: int) -> int:
+    """A fuzz test's number of examples: `n` in CI, scaled by FUZZ_SCALE when exploring."""
+    return n * FUZZ_SCALE
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from campaign import addresses
 from campaign.addresses import AddressPolicy, AddressRejected, network_reason, parse_ip
+from tests.conftest import examples
 
 
 def is_public(ip: addresses.IPAddress) -> bool:
@@ -83,7 +84,8 @@ def test_the_fast_path_agrees_with_ipaddress_at_every_special_network_edge(ip):
     assert policy_accepts(AddressPolicy(), str(ip)) is is_public(ip)
 
 
-@settings(max_examples=3000, deadline=None)
+@pytest.mark.fuzz
+@settings(max_examples=examples(3000))
 @given(st.integers(min_value=0, max_value=0xFFFFFFFF))
 @example(0x08080808)
 @example(0x64400000)  # 100.64.0.0
@@ -109,7 +111,8 @@ _ADDRESSISH = st.text(
 )
 
 
-@settings(max_examples=1500, deadline=None)
+@pytest.mark.fuzz
+@settings(max_examples=examples(1500))
 @given(_ADDRESSISH)
 @example("1.2.3.4\x00")
 @example("8.8.8.8\x00x")
@@ -135,7 +138,8 @@ def test_check_text_rejects_or_returns_the_canonical_form_and_never_raises_anyth
     assert is_public(ip)
 
 
-@settings(max_examples=1500, deadline=None)
+@pytest.mark.fuzz
+@settings(max_examples=examples(1500))
 @given(st.integers(min_value=0, max_value=2**128 - 1))
 def test_an_ipv6_address_the_policy_accepts_is_public_by_ipaddress(value):
     ip = ipaddress.IPv6Address(value)

@@ -18,7 +18,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from campaign import kinds
@@ -26,7 +26,7 @@ from campaign.feeds.parsers import FORMATS
 from campaign.imports import create_import, execute_import
 from campaign.models import FeedImport, Host, ImportLineIssue, Sighting
 from campaign.services import create_campaign
-from tests.conftest import FEEDS
+from tests.conftest import FEEDS, examples
 
 pytestmark = pytest.mark.django_db
 
@@ -433,8 +433,8 @@ _DB_LINES = st.one_of(
 ).map(lambda text: text.replace("\n", "").replace("\r", ""))
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@pytest.mark.fuzz
+@settings(max_examples=examples(40))
 @given(lines=st.lists(_DB_LINES, max_size=15), fmt=st.sampled_from(FORMATS))
 def test_an_import_of_arbitrary_lines_finishes_and_accounts_for_every_line(
     campaign, tmp_path, lines, fmt

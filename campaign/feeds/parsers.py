@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -55,8 +56,40 @@ def _is_comment(text: str) -> bool:
     return not text or text[0] in "#;"
 
 
+def _visible(text: str) -> str:
+    """An issue's content as staff should see it: invisible and control characters (zero-width
+    spaces, bidi overrides, a BOM, NUL…) written out as \\uXXXX, at most 200 characters."""
+    if text.isascii() and text.isprintable():
+        return text[:200]
+    shown = "".join(
+        "\\0" if ch == "\x00"
+        else f"\\u{ord(ch):04x}" if ch != "\t" and unicodedata.category(ch) in ("Cc", "Cf", "Co",
+                                                                                "Cs", "Zl", "Zp")
+        else ch
+        for ch in text[:200]
+    )
+    return shown[:200]
+
+
+def _why_not_ascii(token: str) -> str:
+    """For a token refused as not an address: the first character that is not plain ASCII,
+    named (a fullwidth digit, a homoglyph dot, a zero-width space, a bidi override…)."""
+    for ch in token:
+        if not (ch.isascii() and ch.isprintable()):
+            name = unicodedata.name(ch, "unnamed character")
+            return f" (it contains U+{ord(ch):04X} {name}, not plain ASCII)"
+    return ""
+
+
+def _rejected(line_no: int, raw: str, exc: AddressRejected, token: str) -> Issue:
+    message = exc.message
+    if exc.code in ("invalid", "bad_port"):
+        message += _why_not_ascii(token)
+    return Issue(line_no, _visible(raw.strip()), exc.code, message)
+
+
 def _too_long(line_no: int, text: str) -> Issue:
-    return Issue(line_no, text[:200], "too_long", "line longer than 8192 bytes")
+    return Issue(line_no, _visible(text), "too_long", "line longer than 8192 bytes")
 
 
 def _control_chars(text: str) -> bool:
@@ -64,10 +97,7 @@ def _control_chars(text: str) -> bool:
 
 
 def _bad_bytes(line_no: int, text: str) -> Issue:
-    return Issue(
-        line_no, text[:200].replace("\x00", "\\0"), "bad_bytes",
-        "NUL or undecodable bytes in the line",
-    )
+    return Issue(line_no, _visible(text), "bad_bytes", "NUL or undecodable bytes in the line")
 
 
 def parse_ip_lines(lines: Lines, policy: AddressPolicy) -> Iterator[Parsed]:
@@ -88,7 +118,7 @@ def parse_ip_lines(lines: Lines, policy: AddressPolicy) -> Iterator[Parsed]:
             if _control_chars(raw):
                 yield _bad_bytes(line_no, raw)
             else:
-                yield Issue(line_no, raw.strip()[:200], exc.code, exc.message)
+                yield _rejected(line_no, raw, exc, token)
             continue
         yield Entry(line_no, ip, ip)
 
@@ -145,7 +175,7 @@ def parse_ipport_lines(lines: Lines, policy: AddressPolicy) -> Iterator[Parsed]:
             if _control_chars(raw):
                 yield _bad_bytes(line_no, raw)
             else:
-                yield Issue(line_no, raw.strip()[:200], exc.code, exc.message)
+                yield _rejected(line_no, raw, exc, token)
             continue
         yield Entry(line_no, ip, f"{ip}|{port}", port=port)
 
@@ -161,7 +191,7 @@ def _network_entries(
             yield _too_long(line_no, raw)
             continue
         cidr, tag = split(text)
-        content = text[:200]
+        content = _visible(text)
         try:
             net = ipaddress.ip_network(cidr, strict=True)
         except ValueError as exc:
@@ -170,7 +200,8 @@ def _network_entries(
             elif "has host bits set" in str(exc):
                 yield Issue(line_no, content, "host_bits", f"host bits set in {cidr} (not a CIDR)")
             else:
-                yield Issue(line_no, content, "invalid", "not an IP address or network")
+                yield Issue(line_no, content, "invalid",
+                            "not an IP address or network" + _why_not_ascii(cidr))
             continue
         address = net.network_address
         reason = network_reason(net)
@@ -240,11 +271,11 @@ def parse_csv_lines(lines: Lines, policy: AddressPolicy) -> Iterator[Parsed]:
         try:
             row = next(csv.reader([raw]))
         except csv.Error as exc:
-            yield Issue(line_no, text[:200], "bad_csv", f"unreadable CSV row: {exc}")
+            yield Issue(line_no, _visible(text), "bad_csv", f"unreadable CSV row: {exc}")
             continue
         if len(row) != len(header):
             yield Issue(
-                line_no, text[:200], "columns",
+                line_no, _visible(text), "columns",
                 f"{len(row)} columns, header has {len(header)} (row cut short or malformed)",
             )
             continue
@@ -253,7 +284,7 @@ def parse_csv_lines(lines: Lines, policy: AddressPolicy) -> Iterator[Parsed]:
             ip = policy.check_text(values["ip"].strip())
             port = _port(values["port"].strip()) if values.get("port", "").strip() else None
         except AddressRejected as exc:
-            yield Issue(line_no, text[:200], exc.code, exc.message)
+            yield _rejected(line_no, text, exc, values["ip"].strip() + values.get("port", ""))
             continue
         asn_text = values.get("asn", "").strip()
         geo = values.get("geo", "").strip().upper()

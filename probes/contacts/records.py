@@ -25,9 +25,11 @@ MAX_CACHE_PREFIX = {4: 8, 6: 16}
 
 MAX_FIELD = 200
 
-_LOCAL_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
-_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_TLD_RE = re.compile(r"^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$")
+# Matched with fullmatch: `$` would also match before a final newline, and a label or local
+# part ending in "\n" would let a registry answer put a line break in a To: header.
+_LOCAL_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}")
+_LABEL_RE = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_TLD_RE = re.compile(r"(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})")
 EMAIL_IN_TEXT_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9.-]{1,253}")
 
 
@@ -48,12 +50,13 @@ def clean_email(value: object) -> str | None:
         return None
     local, domain = text.split("@")
     domain = domain.lower()
-    if not _LOCAL_RE.match(local) or local.startswith(".") or local.endswith(".") or ".." in local:
+    if (not _LOCAL_RE.fullmatch(local) or local.startswith(".") or local.endswith(".")
+            or ".." in local):
         return None
     labels = domain.split(".")
-    if len(labels) < 2 or not all(_LABEL_RE.match(label) for label in labels):
+    if len(labels) < 2 or not all(_LABEL_RE.fullmatch(label) for label in labels):
         return None
-    if not _TLD_RE.match(labels[-1]):
+    if not _TLD_RE.fullmatch(labels[-1]):
         return None
     return f"{local}@{domain}"
 

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from probes.contacts import rdap
 from probes.contacts.records import HIGH, LOW, MEDIUM, clean_email
+from tests.conftest import examples
 from tests.contacts.fakes import RDAP_DIR
 
 
@@ -160,7 +161,8 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@pytest.mark.fuzz
+@settings(max_examples=examples(300))
 @given(json_values)
 def test_the_parser_never_crashes_on_arbitrary_json(value):
     doc = value if isinstance(value, dict) else {"entities": value}

@@ -4,6 +4,7 @@ from hypothesis import strategies as st
 
 from probes.contacts import whois
 from probes.contacts.records import HIGH, clean_email
+from tests.conftest import examples
 from tests.contacts.fakes import WHOIS_DIR
 
 
@@ -118,7 +119,8 @@ def test_undecodable_bytes_fall_back_to_latin1():
     assert whois.decode("owner: Telefónica\n".encode()) == "owner: Telefónica\n"
 
 
-@settings(max_examples=500, deadline=None)
+@pytest.mark.fuzz
+@settings(max_examples=examples(500))
 @given(st.binary(max_size=4000))
 def test_the_whois_parser_never_crashes_on_arbitrary_bytes(data):
     answer = whois.parse(whois.decode(data))
@@ -143,7 +145,8 @@ whois_lines = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@pytest.mark.fuzz
+@settings(max_examples=examples(300))
 @given(whois_lines)
 def test_the_whois_parser_never_crashes_on_registry_like_lines(lines):
     answer = whois.parse("\n".join(lines))

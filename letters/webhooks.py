@@ -1,0 +1,117 @@
+"""The ESP webhooks as this site serves them: anymail's views behind a guard.
+
+anymail's views authenticate a call, parse it into normalised events and send the `tracking`
+or `inbound` signal for each (letters.receivers records them). Served as they are, three
+things go wrong with hostile or unexpected input, so every view is wrapped:
+
+* An ESP this install is not set up for (no signing key, a package not installed) raised
+  ImproperlyConfigured, a 500, on any stranger's POST: it is a 404 here, logged.
+* An ESP whose only protection is HTTP basic auth accepted anyone's events (with a warning)
+  when ANYMAIL's WEBHOOK_SECRET is unset: it is a 404 here too, never an open door.
+* A payload anymail cannot read (wrong JSON shape, bad base64, bytes that are not UTF-8)
+  raised KeyError, TypeError… out of its validators or parsers, a 500 that the ESP retries
+  forever: it is a 400 here (`MalformedWebhook`, a SuspiciousOperation), logged.
+* Some ESPs' inbound calls make anymail fetch the message or its attachments from the ESP's
+  API: when that fails the answer is 503 with Retry-After (the ESP sends it again later).
+
+And the events of one call are recorded in one transaction: a failure while recording the
+third event of a batch leaves none of them (the 500 makes the ESP send the batch again).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import requests
+from anymail.exceptions import AnymailImproperlyInstalled, AnymailInsecureWebhookWarning
+from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
+from django.urls import URLPattern, path, re_path
+from django.urls.resolvers import RegexPattern
+from django.views.decorators.csrf import csrf_exempt
+
+log = logging.getLogger(__name__)
+
+# anymail warns on every request that an ESP relying on basic auth has none; the guard below
+# refuses such calls instead, so the warning would only fill the logs.
+warnings.filterwarnings("ignore", category=AnymailInsecureWebhookWarning)
+
+
+class MalformedWebhook(SuspiciousOperation):
+    """A webhook call that passed authentication but cannot be read (Django answers 400)."""
+
+
+class UpstreamUnavailable(Exception):
+    """anymail could not fetch part of an inbound message from the ESP's API (503)."""
+
+
+class _Guarded:
+    """Mixed in before an anymail webhook view class (see `guarded_view`)."""
+
+    def run_validators(self, request: HttpRequest) -> None:
+        try:
+            super().run_validators(request)
+        except (SuspiciousOperation, ImproperlyConfigured):
+            raise
+        except Exception as exc:  # a validator choking on the payload's shape
+            raise MalformedWebhook(f"unreadable {self.esp_name} webhook: "
+                                   f"{type(exc).__name__}") from exc
+
+    def parse_events(self, request: HttpRequest) -> list:
+        try:
+            return list(super().parse_events(request))
+        except (SuspiciousOperation, AnymailImproperlyInstalled):
+            raise
+        except requests.RequestException as exc:
+            raise UpstreamUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+        except Exception as exc:  # anymail's "wrong URL for this payload" errors too
+            raise MalformedWebhook(f"unreadable {self.esp_name} webhook payload: "
+                                   f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        with transaction.atomic():  # all the call's events, or none
+            return super().post(request, *args, **kwargs)
+
+
+def guarded_view(view_class: type, initkwargs: dict | None = None):
+    """A view function serving `view_class` (an anymail webhook view) behind the guard."""
+    initkwargs = dict(initkwargs or {})
+    guarded_class = type(f"Guarded{view_class.__name__}", (_Guarded, view_class), {})
+    inner = guarded_class.as_view(**initkwargs)
+
+    @csrf_exempt
+    def view(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            probe = guarded_class(**initkwargs)
+            if getattr(probe, "warn_if_no_basic_auth", False) and not getattr(
+                    probe, "basic_auth", None):
+                raise ImproperlyConfigured("no ANYMAIL WEBHOOK_SECRET for a basic-auth webhook")
+            return inner(request, *args, **kwargs)
+        except ImproperlyConfigured as exc:
+            log.warning("%s webhook called but not set up on this site: %s",
+                        view_class.esp_name, exc)
+            return HttpResponseNotFound("no such webhook here", content_type="text/plain")
+        except UpstreamUnavailable as exc:
+            log.warning("%s inbound webhook: could not fetch from the ESP: %s",
+                        view_class.esp_name, exc)
+            response = HttpResponse("could not fetch the message from the mail service; "
+                                    "send it again later", status=503,
+                                    content_type="text/plain")
+            response["Retry-After"] = "300"
+            return response
+
+    view.view_class = guarded_class
+    return view
+
+
+def guarded_urlpatterns(patterns: list) -> list[URLPattern]:
+    """anymail's URL patterns, same routes and names, each view behind the guard."""
+    out = []
+    for pattern in patterns:
+        callback = pattern.callback
+        view = guarded_view(callback.view_class, getattr(callback, "view_initkwargs", None))
+        make = re_path if isinstance(pattern.pattern, RegexPattern) else path
+        out.append(make(str(pattern.pattern), view, name=pattern.name))
+    return out
