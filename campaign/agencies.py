@@ -72,11 +72,6 @@ def agency_batches(agency_id: int, *, via: str = "") -> Q:
     )
 
 
-def letter_scope(user) -> Q:
-    """Q on Letter: the letters of batches the user's agency may see."""
-    return batch_scope(user, via="batch__")
-
-
 def batch_for(user, campaign: Campaign, pk: int):
     """A batch of the campaign that the user's agency may see; 404 otherwise."""
     from letters.pages import batch_for as campaign_batch

@@ -79,6 +79,23 @@ def batch_for(campaign: Campaign, pk: int) -> Batch:
     return batch
 
 
+def visible_letters(campaign: Campaign, user=None) -> QuerySet[Letter]:
+    """The campaign's letters that the user's agency may see (all of them for users bound to
+    no agency).
+
+    For staff of one agency the letters are picked by the ids of the campaign's batches it
+    may see, not through a join on their batch: PostgreSQL then counts and pages them from
+    the (batch, state) index, where the join read the whole letter table (two such scans per
+    letters page, ~70 ms each at 50,000 letters, many times that on a busy machine). A
+    letter's campaign is always its batch's (the builder writes both), so it is the same set.
+    """
+    agency_id = agencies.viewer_agency_id(user)
+    if agency_id is None:
+        return Letter.objects.filter(campaign=campaign)
+    batches = Batch.objects.filter(agencies.agency_batches(agency_id), campaign=campaign)
+    return Letter.objects.filter(batch__in=batches.values("id"))
+
+
 def letter_state_counts(qs: QuerySet[Letter]) -> dict[str, int]:
     rows = dict(qs.order_by().values_list("state").annotate(n=Count("*")))  # index-only
     return {s: rows.get(s, 0) for s in states.LETTER_STATES if rows.get(s)}
@@ -193,7 +210,7 @@ def review_queue(user) -> list[QueueEntry]:
 
 def letters_page(campaign: Campaign, *, state: str = "", page: str | int | None = None,
                  user=None) -> Page:
-    qs = Letter.objects.filter(agencies.letter_scope(user), campaign=campaign)
+    qs = visible_letters(campaign, user)
     if state:
         qs = qs.filter(state=state)
     qs = (qs.only(*LIST_FIELDS).order_by("-id")
@@ -295,8 +312,7 @@ def campaign_panel(user, campaign: Campaign) -> dict:
         counts = selectors.letter_counts(campaign)
     else:  # staff of one agency count only their agency's letters and batches
         counts = {
-            "by_state": letter_state_counts(
-                Letter.objects.filter(agencies.letter_scope(user), campaign=campaign)),
+            "by_state": letter_state_counts(visible_letters(campaign, user)),
             "batches": dict(Batch.objects.filter(agencies.batch_scope(user), campaign=campaign)
                             .order_by().values_list("state").annotate(n=Count("id"))),
         }

@@ -182,8 +182,7 @@ def letter_list(request: HttpRequest, slug: str) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
     form = LetterFilterForm(request.GET)
     state = form.cleaned_data["state"] if form.is_valid() else ""
-    counts = pages.letter_state_counts(
-        campaign.letters.filter(agencies.letter_scope(request.user)))
+    counts = pages.letter_state_counts(pages.visible_letters(campaign, request.user))
     return render(request, "letters/letter_list.html", {
         "campaign": campaign,
         "state": state,

@@ -327,6 +327,19 @@ def test_letter_lists_show_each_agency_its_own_letters_only(client, world):
         assert not any(email in page for email in emails)
 
 
+def test_an_agencys_letters_are_picked_by_its_batch_ids_not_through_a_join(world):
+    """Counting and paging them then reads the (batch, state) index only: the join through
+    the batch read the whole letter table, twice per letters page (bench/load_bench.py)."""
+    from letters import pages
+
+    for user, mine in ((world.users.a, world.a_batch), (world.users.b, world.b_batch)):
+        letters = pages.visible_letters(world.joint, user)
+        assert set(letters.values_list("pk", flat=True)) == set(
+            mine.letters.values_list("pk", flat=True))
+        sql = str(letters.query)
+        assert 'FROM "letters_letter" WHERE "letters_letter"."batch_id" IN (SELECT' in sql, sql
+
+
 def test_the_campaign_page_shows_each_agency_its_own_batches_and_counts(client, world):
     slug = world.joint.slug
     for user, mine, theirs in ((world.users.a, world.a_batch, world.b_batch),
