@@ -11,7 +11,18 @@ from django.contrib import admin
 from jinja2 import TemplateError
 from jinja2.exceptions import SecurityError
 
-from letters.models import Batch, InboundMessage, Letter, LetterSettings, LetterTemplate
+from letters.models import (
+    Batch,
+    ContactDraw,
+    ContactPreference,
+    ControlHost,
+    InboundMessage,
+    Letter,
+    LetterEvent,
+    LetterSettings,
+    LetterTemplate,
+    Retest,
+)
 from letters.rendering import check_template
 
 
@@ -43,6 +54,37 @@ class LetterAdmin(ReadOnlyAdmin):
 class InboundMessageAdmin(ReadOnlyAdmin):
     list_display = ("id", "from_email", "subject", "letter", "received_at")
     search_fields = ("from_email", "subject")
+
+
+@admin.register(LetterEvent)
+class LetterEventAdmin(ReadOnlyAdmin):
+    list_display = ("id", "esp", "event_type", "recipient", "letter", "at")
+    list_filter = ("esp", "event_type")
+    search_fields = ("recipient", "message_id", "event_id")
+
+
+@admin.register(Retest)
+class RetestAdmin(ReadOnlyAdmin):
+    list_display = ("id", "campaign", "host", "outcome", "at")
+    list_filter = ("outcome",)
+
+
+# The control group's record: who was drawn, when, with which share (repeatable by anyone).
+@admin.register(ContactDraw)
+class ContactDrawAdmin(ReadOnlyAdmin):
+    list_display = ("campaign", "email", "held_out", "bucket", "percent", "drawn_at")
+    list_filter = ("held_out",)
+    search_fields = ("email",)
+
+
+@admin.register(ControlHost)
+class ControlHostAdmin(ReadOnlyAdmin):
+    list_display = ("campaign", "host", "since", "last_retest_at", "remediated_at")
+
+
+@admin.register(ContactPreference)
+class ContactPreferenceAdmin(ReadOnlyAdmin):
+    list_display = ("contact", "language", "business_days_only", "time_zone")
 
 
 @admin.register(LetterSettings)

@@ -180,3 +180,25 @@ def test_control_hosts_are_retested_on_the_notified_hosts_schedule(
     assert followup.control_due_hosts(controlled) == []
     assert followup.control_due_hosts(controlled, ignore_delay=True) == []
     assert followup.control_due_hosts(controlled, now=later) == [b.pk]
+
+
+@pytest.mark.django_db
+def test_the_draws_and_control_hosts_can_be_read_in_the_admin_but_not_changed(
+        client, campaign):
+    from django.contrib.auth.models import User
+
+    host = add_finding(campaign, email="held@example.net")
+    draw = ContactDraw.objects.create(campaign=campaign, email="held@example.net", held_out=True,
+                                      bucket=0.042, percent=10, reason="drawn")
+    control = ControlHost.objects.create(campaign=campaign, host=host, draw=draw)
+    client.force_login(User.objects.create_superuser("root", "root@example.net", "x"))
+    listing = client.get(reverse("admin:letters_contactdraw_changelist"))
+    assert listing.status_code == 200 and "held@example.net" in listing.content.decode()
+    assert client.get(reverse("admin:letters_controlhost_changelist")).status_code == 200
+    assert client.get(reverse("admin:letters_contactdraw_add")).status_code == 403
+    assert client.post(reverse("admin:letters_contactdraw_delete", args=[draw.pk]),
+                       {"post": "yes"}).status_code == 403
+    assert client.post(reverse("admin:letters_controlhost_delete", args=[control.pk]),
+                       {"post": "yes"}).status_code == 403
+    assert ContactDraw.objects.filter(pk=draw.pk).exists()
+    assert ControlHost.objects.filter(pk=control.pk).exists()
