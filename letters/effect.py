@@ -48,7 +48,7 @@ WHERE ch.campaign_id = %(campaign)s
 
 # One row per (group, language, country, remediated?, whole days) of the members (grp, t0,
 # fixed_at, language, country), from the source tables; on PostgreSQL the same cells come
-# from the per-host rows letters.outcomes keeps (outcomes.EFFECT_CELLS).
+# from the per-host rows letters.outcomes keeps (outcomes.effect_cells).
 _CELLS_SQL = """
 WITH members AS ({members}), timed AS (
     SELECT grp, language, country,

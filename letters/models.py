@@ -327,16 +327,21 @@ class HostOutcome(models.Model):
 
     The report and the effect of a campaign of a million hosts must come back in under a
     second; joining links, letters, hosts and contacts every time does not (measured:
-    bench/report_bench.py). Triggers (letters/outcome_sql.py) queue a host in `OutcomeDirty`
+    bench/report_bench.py). Triggers (migration letters/0004) queue a host in `OutcomeDirty`
     whenever something the report reads changes; `letters.outcomes.refresh_outcomes` turns
     the queue into these rows before every report and once a minute. Only hosts written to
     (a sent, kept link) or held out (a ControlHost) have a row. SQLite (the embedded demo)
     computes the report from the source tables instead and leaves this table empty.
+
+    No database constraints on the two keys: their checks would run at the refresh's commit
+    and wait on a batch build's lock of the campaign row; rows go with their host through
+    Django's cascade, and a refresh drops the queue entries of deleted hosts.
     """
 
     host = models.OneToOneField("campaign.Host", on_delete=models.CASCADE, primary_key=True,
-                                related_name="+")
-    campaign = models.ForeignKey("campaign.Campaign", on_delete=models.CASCADE, related_name="+")
+                                related_name="+", db_constraint=False)
+    campaign = models.ForeignKey("campaign.Campaign", on_delete=models.CASCADE, related_name="+",
+                                 db_constraint=False)
     # The report's country (the host's own, else its contact's, else "--"); the effect's
     # breakdown uses the host's own only.
     country = models.CharField(max_length=2)

@@ -17,31 +17,51 @@ from django.db import connection, transaction
 from campaign import states as host_states
 from letters import states
 
-# The queue's distinct hosts, in a temporary table: its statistics are exact, where the
-# queue's own lag behind a first refresh of a million rows (and plans turn to scans).
+# Correctness rests on one rule: every change commits together with its own queue row (the
+# triggers queue unconditionally, except a host update, which holds the host's row lock until
+# it commits, and the refresh skips locked hosts). So a refresh deletes exactly the queue rows
+# it saw (by id, never by host: a newer row for the same host stays), and a change it could
+# not see yet is queued for the next one.
+
+# A bounded slice of the queue (one campaign's, for a report), in a temporary table whose
+# statistics are exact where the queue's own lag far behind.
 _COPY_QUEUE = """
-INSERT INTO _outcome_queued SELECT DISTINCT host_id FROM letters_outcomedirty
+INSERT INTO _outcome_queued (qid, host_id)
+SELECT d.id, d.host_id FROM letters_outcomedirty d {campaign_join}
+ORDER BY d.id LIMIT %(chunk)s
+"""
+_CAMPAIGN_JOIN = "JOIN campaign_host h ON h.id = d.host_id AND h.campaign_id = %(campaign)s"
+
+# Only hosts written to (or about to be), held out, or with a row take part; the queue rows of
+# the others (a contact resolved for a host never written to) are simply dropped: whatever
+# makes such a host take part later queues it itself.
+_CANDIDATES = """
+INSERT INTO _outcome_candidates (id)
+SELECT DISTINCT q.host_id FROM _outcome_queued q
+WHERE EXISTS (SELECT 1 FROM letters_letterhost lh WHERE lh.host_id = q.host_id)
+   OR EXISTS (SELECT 1 FROM letters_controlhost ch WHERE ch.host_id = q.host_id)
+   OR EXISTS (SELECT 1 FROM letters_hostoutcome o WHERE o.host_id = q.host_id)
 """
 
-# Hosts queued while another transaction holds them (a probe chunk, a sending worker) are
-# skipped (SKIP LOCKED) and stay queued: their change is not committed yet, and waiting for
-# it could deadlock with that transaction's own locks.
-_LOCK_QUEUED = """
+# Hosts another transaction holds (a probe chunk, a sending worker) are skipped (SKIP LOCKED)
+# and stay queued: their change is not committed yet, and waiting for it could deadlock with
+# that transaction's own locks.
+_LOCK_CANDIDATES = """
 WITH locked AS (
-    SELECT h.id FROM campaign_host h JOIN _outcome_queued q ON q.id = h.id
+    SELECT h.id FROM campaign_host h JOIN _outcome_candidates c ON c.id = h.id
     ORDER BY h.id
     FOR NO KEY UPDATE OF h SKIP LOCKED
 )
 INSERT INTO _outcome_ids SELECT id FROM locked
 """
 
-# Queue entries of the hosts about to be recomputed, and of hosts deleted since.
+# The queue rows seen, of hosts about to be recomputed or taking no part.
 _UNQUEUE = """
 DELETE FROM letters_outcomedirty d
 USING _outcome_queued q
-WHERE d.host_id = q.id
-  AND (EXISTS (SELECT 1 FROM _outcome_ids i WHERE i.id = q.id)
-       OR NOT EXISTS (SELECT 1 FROM campaign_host h WHERE h.id = q.id))
+WHERE d.id = q.qid
+  AND (EXISTS (SELECT 1 FROM _outcome_ids i WHERE i.id = q.host_id)
+       OR NOT EXISTS (SELECT 1 FROM _outcome_candidates c WHERE c.id = q.host_id))
 """
 
 # The same definitions as letters.report's portable path and letters.effect's cells:
@@ -122,34 +142,70 @@ def in_use() -> bool:
     return connection.vendor == "postgresql"
 
 
-def refresh_outcomes() -> int:
-    """Recompute the rows of every queued host that is not locked elsewhere; the number done."""
+CHUNK = 20_000  # queued hosts per transaction: locks held briefly, memory bounded
+_LOCK_KEY = "hashtext('letters.refresh_outcomes')"
+_TEMP_TABLES = {
+    "_outcome_queued": "(qid bigint PRIMARY KEY, host_id bigint NOT NULL)",
+    "_outcome_candidates": "(id bigint PRIMARY KEY)",
+    "_outcome_ids": "(id bigint PRIMARY KEY)",
+}
+
+
+def refresh_outcomes(campaign_id: int | None = None, *, wait: bool = True,
+                     chunk: int = CHUNK) -> int:
+    """Recompute the rows of the queued hosts (of one campaign, or all), CHUNK at a time, each
+    chunk in its own transaction; the number of hosts recomputed.
+
+    Stops when the queue is empty or a chunk made no progress (every host in it locked
+    elsewhere). With `wait=False` (the beat) it returns at once if another refresh runs.
+    """
     if not in_use():
         return 0
+    total = 0
+    while True:
+        done, progressed, full = _refresh_chunk(campaign_id, wait=wait, chunk=chunk)
+        total += done
+        if not (progressed and full):
+            return total
+
+
+def _refresh_chunk(campaign_id: int | None, *, wait: bool, chunk: int) -> tuple[int, bool, bool]:
+    """One chunk: (hosts recomputed, queue rows removed?, was the chunk full?)."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT EXISTS (SELECT 1 FROM letters_outcomedirty)")
         if not cursor.fetchone()[0]:
-            return 0
-        # One refresh at a time (a report and the beat may ask together): the second waits
-        # for the first and then finds little left to do.
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('letters.refresh_outcomes'))")
+            return 0, False, False
+        # One refresh at a time (reports, dashboards and the beat may ask together).
+        if wait:
+            cursor.execute(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
+        else:
+            cursor.execute(f"SELECT pg_try_advisory_xact_lock({_LOCK_KEY})")
+            if not cursor.fetchone()[0]:
+                return 0, False, False
         # The rows touched are few and cached: index look-ups, not scans of a million rows
-        # (the default random_page_cost prices them as disk seeks).
+        # (the default random_page_cost prices them as disk seeks). Reset at the end: inside
+        # an outer transaction SET LOCAL would outlive this savepoint.
         cursor.execute("SET LOCAL work_mem = '128MB'; SET LOCAL jit = off; "
                        "SET LOCAL random_page_cost = 1.1")
-        for table in ("_outcome_queued", "_outcome_ids"):
+        for table, columns in _TEMP_TABLES.items():
             # Dropped first: inside an outer transaction (a request, a test) ON COMMIT has
             # not come yet when the effect refreshes right after the report.
             cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{table}")
-            cursor.execute(f"CREATE TEMP TABLE {table} (id bigint PRIMARY KEY) ON COMMIT DROP")
-        cursor.execute(_COPY_QUEUE)
-        if not cursor.rowcount:
-            return 0
-        cursor.execute("ANALYZE _outcome_queued")
-        cursor.execute(_LOCK_QUEUED)
-        done = cursor.rowcount
-        cursor.execute("ANALYZE _outcome_ids")
-        cursor.execute(_UNQUEUE)
+            cursor.execute(f"CREATE TEMP TABLE {table} {columns} ON COMMIT DROP")
+        join = _CAMPAIGN_JOIN if campaign_id is not None else ""
+        cursor.execute(_COPY_QUEUE.format(campaign_join=join),
+                       {"campaign": campaign_id, "chunk": chunk})
+        copied = cursor.rowcount
+        done = removed = 0
+        if copied:
+            cursor.execute("ANALYZE _outcome_queued")
+            cursor.execute(_CANDIDATES)
+            cursor.execute("ANALYZE _outcome_candidates")
+            cursor.execute(_LOCK_CANDIDATES)
+            done = cursor.rowcount
+            cursor.execute("ANALYZE _outcome_ids")
+            cursor.execute(_UNQUEUE)
+            removed = cursor.rowcount
         if done:
             cursor.execute("DELETE FROM letters_hostoutcome "
                            "WHERE host_id IN (SELECT id FROM _outcome_ids)")
@@ -158,7 +214,9 @@ def refresh_outcomes() -> int:
                 "replied": states.REPLIED, "first": states.FIRST_NOTICE,
                 "remediated": host_states.REMEDIATED,
             })
-    return done
+        cursor.execute("SET LOCAL work_mem TO DEFAULT; SET LOCAL jit TO DEFAULT; "
+                       "SET LOCAL random_page_cost TO DEFAULT")
+    return done, removed > 0, copied == chunk
 
 
 def tenths_of_days(seconds: float) -> int:
@@ -193,7 +251,7 @@ GROUP BY 1, 2, 3, 4, 5, 6
 
 def report_cells(campaign_id: int) -> list[tuple]:
     """(country, language, delivered, bounced, replied, fixed_tenths, hosts) of a campaign."""
-    refresh_outcomes()
+    refresh_outcomes(campaign_id)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL jit = off")
         cursor.execute(_REPORT_CELLS, [campaign_id])
@@ -242,7 +300,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def effect_cells(campaign_id: int, now: datetime) -> list[tuple]:
     """The effect's cells (group, language, country, remediated?, days, hosts) of a campaign
     at the cut-off `now`, from the kept rows."""
-    refresh_outcomes()
+    refresh_outcomes(campaign_id)
     now_us = (now - EPOCH) // timedelta(microseconds=1)
     today, rest_us = divmod(now_us, DAY_US)
     params = {"campaign": campaign_id, "now_us": now_us, "rest_us": rest_us}

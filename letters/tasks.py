@@ -55,4 +55,4 @@ from letters import recipient_tasks  # noqa: E402,F401
 @shared_task(autoretry_for=(DatabaseError,), max_retries=3, retry_backoff=True)
 def refresh_outcomes_task() -> int:
     """Keep the report's per-host rows close to current, so a report has little left to do."""
-    return outcomes.refresh_outcomes()
+    return outcomes.refresh_outcomes(wait=False)  # a report refreshing now does the work

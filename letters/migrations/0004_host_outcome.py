@@ -8,6 +8,8 @@ from django.db import migrations, models
 # tables). letters.outcomes.refresh_outcomes drains the queue into letters_hostoutcome. A later
 # change to what the report reads needs a new migration replacing these functions.
 OUTCOME_TRIGGERS = r"""
+-- A host update holds the host's row until it commits, and the refresh skips locked hosts:
+-- checking here whether the host takes part cannot race a link or hold-out committed meanwhile.
 CREATE OR REPLACE FUNCTION letters_outcome_queue_host(hid bigint) RETURNS void AS $$
 BEGIN
     -- Only hosts a letter was (or may be) about, or that the control group holds, have a row.
@@ -30,12 +32,15 @@ CREATE TRIGGER letters_outcome_host AFTER UPDATE OF state, remediated_at, countr
           OR OLD.country IS DISTINCT FROM NEW.country)
     EXECUTE FUNCTION letters_outcome_on_host();
 
+-- Unconditionally (the refresh drops hosts that take no part): a contact change does not hold
+-- the host's row, so a check here could race a hold-out committed meanwhile and leave the
+-- host's row computed from the old contact for good.
 CREATE OR REPLACE FUNCTION letters_outcome_on_contact() RETURNS trigger AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
-        PERFORM letters_outcome_queue_host(OLD.host_id);
+        INSERT INTO letters_outcomedirty (host_id) VALUES (OLD.host_id);
     ELSE
-        PERFORM letters_outcome_queue_host(NEW.host_id);
+        INSERT INTO letters_outcomedirty (host_id) VALUES (NEW.host_id);
     END IF;
     RETURN NULL;
 END $$ LANGUAGE plpgsql;
@@ -49,7 +54,7 @@ CREATE TRIGGER letters_outcome_contact_update AFTER UPDATE OF country, language
 
 CREATE OR REPLACE FUNCTION letters_outcome_on_control() RETURNS trigger AS $$
 BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+    IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND OLD.host_id <> NEW.host_id) THEN
         INSERT INTO letters_outcomedirty (host_id) VALUES (OLD.host_id);
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
@@ -58,8 +63,15 @@ BEGIN
     RETURN NULL;
 END $$ LANGUAGE plpgsql;
 
-CREATE TRIGGER letters_outcome_control AFTER INSERT OR UPDATE OR DELETE
+CREATE TRIGGER letters_outcome_control_insert_delete AFTER INSERT OR DELETE
     ON letters_controlhost FOR EACH ROW EXECUTE FUNCTION letters_outcome_on_control();
+-- Not the follow-ups' bookkeeping (last_retest_at): only what the report reads.
+CREATE TRIGGER letters_outcome_control_update AFTER UPDATE OF since, remediated_at, host_id
+    ON letters_controlhost FOR EACH ROW
+    WHEN (OLD.since IS DISTINCT FROM NEW.since
+          OR OLD.remediated_at IS DISTINCT FROM NEW.remediated_at
+          OR OLD.host_id IS DISTINCT FROM NEW.host_id)
+    EXECUTE FUNCTION letters_outcome_on_control();
 
 CREATE OR REPLACE FUNCTION letters_outcome_on_letter() RETURNS trigger AS $$
 BEGIN
@@ -125,10 +137,39 @@ INSERT INTO letters_outcomedirty (host_id)
 """
 
 
+DROP_OUTCOME_TRIGGERS = """
+DROP TRIGGER IF EXISTS letters_outcome_host ON campaign_host;
+DROP TRIGGER IF EXISTS letters_outcome_contact_insert_delete ON probes_contact;
+DROP TRIGGER IF EXISTS letters_outcome_contact_update ON probes_contact;
+DROP TRIGGER IF EXISTS letters_outcome_control_insert_delete ON letters_controlhost;
+DROP TRIGGER IF EXISTS letters_outcome_control_update ON letters_controlhost;
+DROP TRIGGER IF EXISTS letters_outcome_letter ON letters_letter;
+DROP TRIGGER IF EXISTS letters_outcome_link_insert ON letters_letterhost;
+DROP TRIGGER IF EXISTS letters_outcome_link_update ON letters_letterhost;
+DROP TRIGGER IF EXISTS letters_outcome_link_delete ON letters_letterhost;
+DROP FUNCTION IF EXISTS letters_outcome_on_host();
+DROP FUNCTION IF EXISTS letters_outcome_on_contact();
+DROP FUNCTION IF EXISTS letters_outcome_on_control();
+DROP FUNCTION IF EXISTS letters_outcome_on_letter();
+DROP FUNCTION IF EXISTS letters_outcome_on_link_insert();
+DROP FUNCTION IF EXISTS letters_outcome_on_link_update();
+DROP FUNCTION IF EXISTS letters_outcome_on_link_delete();
+DROP FUNCTION IF EXISTS letters_outcome_queue_host(bigint);
+"""
+
+
 def add_outcome_triggers(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(DROP_OUTCOME_TRIGGERS)  # a re-applied migration starts clean
         schema_editor.execute(OUTCOME_TRIGGERS)
         schema_editor.execute(QUEUE_EXISTING)
+
+
+def drop_outcome_triggers(apps, schema_editor):
+    # Before the tables go: left behind, the triggers would break every write to the tables
+    # they watch.
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(DROP_OUTCOME_TRIGGERS)
 
 
 class Migration(migrations.Migration):
@@ -149,7 +190,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='HostOutcome',
             fields=[
-                ('host', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='+', serialize=False, to='campaign.host')),
+                ('host', models.OneToOneField(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='+', serialize=False, to='campaign.host')),
                 ('country', models.CharField(max_length=2)),
                 ('host_country', models.CharField(blank=True, max_length=2)),
                 ('first_sent', models.DateTimeField(null=True)),
@@ -169,11 +210,11 @@ class Migration(migrations.Migration):
                 ('control_t0_us', models.BigIntegerField(null=True)),
                 ('control_fixed_us', models.BigIntegerField(null=True)),
                 ('control_fixed_days', models.IntegerField(null=True)),
-                ('campaign', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='campaign.campaign')),
+                ('campaign', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='campaign.campaign')),
             ],
             options={
                 'indexes': [models.Index(condition=models.Q(('control_t0_us__isnull', False)), fields=['campaign'], name='letters_outcome_also_control')],
             },
         ),
-        migrations.RunPython(add_outcome_triggers, migrations.RunPython.noop),
+        migrations.RunPython(add_outcome_triggers, drop_outcome_triggers),
     ]

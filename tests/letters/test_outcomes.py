@@ -157,7 +157,7 @@ def test_after_any_sequence_of_changes_the_kept_rows_count_as_the_source_tables(
 
 
 @pytest.mark.django_db
-def test_building_unsent_letters_and_probing_unlisted_hosts_queue_nothing(campaign, bob):
+def test_unsent_letters_and_unlisted_hosts_make_no_rows_and_leave_no_queue(campaign, bob):
     batch = Batch.objects.create(campaign=campaign, created_by=bob)
     listed = add_finding(campaign, email="a@example.net")
     unlisted = add_finding(campaign, email="b@example.net")
@@ -165,7 +165,12 @@ def test_building_unsent_letters_and_probing_unlisted_hosts_queue_nothing(campai
     LetterHost.objects.create(letter=letter, host=listed)
     Letter.objects.filter(pk=letter.pk).update(claimed_at=timezone.now(), claim_token="w1")
     Host.objects.filter(pk=unlisted.pk).update(state=host_states.NOT_OPEN)
-    assert not OutcomeDirty.objects.exists()
+    # Contacts queue their host whatever it is (see the migration); the refresh drops the
+    # hosts that take no part and makes no row for a letter that has not left.
+    outcomes.refresh_outcomes()
+    assert not HostOutcome.objects.exists() and not OutcomeDirty.objects.exists()
+    Host.objects.filter(pk=unlisted.pk).update(state=host_states.VERIFIED_OPEN)
+    assert not OutcomeDirty.objects.exists()  # a host never written to: no queue row
     # The letter leaves: its host is queued, and refreshing turns it into a row.
     Letter.objects.filter(pk=letter.pk).update(state=states.SENT, sent_at=timezone.now())
     assert list(OutcomeDirty.objects.values_list("host_id", flat=True)) == [listed.pk]
@@ -174,6 +179,41 @@ def test_building_unsent_letters_and_probing_unlisted_hosts_queue_nothing(campai
     assert (row.host_id, row.language, row.country, row.fixed_tenths) == (
         listed.pk, "en", "US", None)
     assert outcomes.refresh_outcomes() == 0
+
+
+@pytest.mark.django_db
+def test_a_report_refreshes_its_own_campaign_and_the_queue_drains_in_chunks(campaign, bob):
+    from campaign.services import create_campaign
+
+    other = create_campaign(slug="other-2026", agency_name=campaign.agency.name, kinds="relay")
+    for target in (campaign, other):
+        batch = Batch.objects.create(campaign=target, created_by=bob)
+        for i in range(5):
+            host = add_finding(target, email=f"{target.slug}{i}@example.net")
+            letter = _letter(target, batch, email=f"{target.slug}{i}@example.net",
+                             language="en", sent=timezone.now())
+            LetterHost.objects.create(letter=letter, host=host)
+    assert outcomes.refresh_outcomes(campaign.pk, chunk=2) == 5
+    assert set(HostOutcome.objects.values_list("campaign_id", flat=True)) == {campaign.pk}
+    assert not OutcomeDirty.objects.filter(host_id__in=Host.objects.filter(
+        campaign=campaign).values("id")).exists()
+    assert OutcomeDirty.objects.exists()  # the other campaign's, for the beat
+    # A host queued twice (its contact, its letter) may fall in two chunks: done twice.
+    assert outcomes.refresh_outcomes(chunk=3) >= 5
+    assert HostOutcome.objects.count() == 10 and not OutcomeDirty.objects.exists()
+
+
+@pytest.mark.django_db
+def test_follow_up_bookkeeping_on_control_hosts_queues_nothing(campaign):
+    host = add_finding(campaign, email="c@example.net")
+    draw = ContactDraw.objects.create(campaign=campaign, email="c@example.net", held_out=True,
+                                      bucket=0.01, percent=10, reason="t")
+    control = ControlHost.objects.create(campaign=campaign, host=host, draw=draw)
+    outcomes.refresh_outcomes()
+    ControlHost.objects.filter(pk=control.pk).update(last_retest_at=timezone.now())
+    assert not OutcomeDirty.objects.exists()
+    ControlHost.objects.filter(pk=control.pk).update(remediated_at=timezone.now())
+    assert OutcomeDirty.objects.count() == 1
 
 
 @pytest.mark.django_db
@@ -213,6 +253,58 @@ def test_a_host_locked_by_another_transaction_stays_queued_until_it_commits(camp
     assert rows[-1]["notified"] == 1 and rows[-1]["remediated"] == 1
     assert rows == report.campaign_report(campaign, from_source=True)
     assert not OutcomeDirty.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_contact_change_racing_a_hold_out_is_not_lost(campaign):
+    """The contact's update holds no lock the refresh respects, so it must queue the host
+    itself: a refresh between the hold-out and the contact's commit computes the old
+    language, and the contact's own queue row brings the new one in afterwards."""
+    host = add_finding(campaign, email="c@example.net", language="en")
+    outcomes.refresh_outcomes()
+    settings = connection.settings_dict
+    other = psycopg2.connect(dbname=settings["NAME"], user=settings["USER"],
+                             host=settings["HOST"], port=settings["PORT"] or 5432)
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("UPDATE probes_contact SET language = 'fr' WHERE host_id = %s",
+                           [host.pk])
+        draw = ContactDraw.objects.create(campaign=campaign, email="c@example.net",
+                                          held_out=True, bucket=0.01, percent=10, reason="t")
+        ControlHost.objects.create(campaign=campaign, host=host, draw=draw)
+        outcomes.refresh_outcomes()
+        assert HostOutcome.objects.get().effect_language == "en"  # all it could see
+        other.commit()
+    finally:
+        other.close()
+    outcomes.refresh_outcomes()
+    assert HostOutcome.objects.get().effect_language == "fr"
+    assert not OutcomeDirty.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_can_be_unapplied_and_applied_again(campaign, bob):
+    from django.core.management import call_command
+
+    def triggers() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'letters_outcome%'")
+            return cursor.fetchone()[0]
+
+    assert triggers() == 9
+    call_command("migrate", "letters", "0003", verbosity=0)
+    try:
+        assert triggers() == 0
+        # The tables the triggers watched still take writes.
+        batch = Batch.objects.create(campaign=campaign, created_by=bob)
+        host = add_finding(campaign, email="a@example.net")
+        letter = _letter(campaign, batch, email="a@example.net", language="en")
+        LetterHost.objects.create(letter=letter, host=host)
+        LetterHost.objects.filter(letter=letter).update(dropped=True)
+    finally:
+        call_command("migrate", "letters", verbosity=0)
+    assert triggers() == 9
+    assert OutcomeDirty.objects.filter(host_id=host.pk).exists()  # queued again on the way up
 
 
 @pytest.mark.parametrize(("histogram", "median"), [
