@@ -36,22 +36,20 @@ def campaign_report(campaign: Campaign, agency: Agency | None = None, *,
     if agency is None and not from_source and outcomes.in_use():
         return _rows_from_cells(outcomes.report_cells(campaign.pk))
     scope = Q() if agency is None else agency_batches(agency.pk, via="letter__batch__")
+    links = LetterHost.objects.filter(scope, letter__campaign=campaign, dropped=False,
+                                      letter__sent_at__isnull=False)
+    if in_sql is None:
+        in_sql = connection.vendor == "postgresql"
+    if in_sql:
+        # One GROUP BY in the database (campaigns of a million hosts); same rows as below.
+        return report_sql.campaign_rows(links)
     rows = (
-        LetterHost.objects.filter(scope, letter__campaign=campaign, dropped=False,
-                                  letter__sent_at__isnull=False)
-        .order_by("host_id", "letter__sent_at", "letter_id")
+        links.order_by("host_id", "letter__sent_at", "letter_id")
         .values_list("host_id", "host__country", "host__contact__country", "host__state",
                      "host__remediated_at",
                      "letter__language", "letter__state", "letter__sent_at",
                      "letter__delivered_at", "letter__bounced_at", "letter__replied_at")
     )
-    if in_sql is None:
-        in_sql = connection.vendor == "postgresql"
-    if in_sql:
-        # One GROUP BY in the database (campaigns of a million hosts); same rows as below.
-        return report_sql.campaign_rows(
-            LetterHost.objects.filter(scope, letter__campaign=campaign, dropped=False,
-                                      letter__sent_at__isnull=False))
     hosts: dict[int, dict] = {}
     for (host_id, country, contact_country, state, remediated_at, language, letter_state,
          sent_at, delivered_at, bounced_at, replied_at) in rows.iterator(chunk_size=5000):
@@ -65,14 +63,13 @@ def campaign_report(campaign: Campaign, agency: Agency | None = None, *,
         host["delivered"] |= bool(delivered_at) or letter_state == states.DELIVERED
         host["bounced"] |= bool(bounced_at) or letter_state == states.BOUNCED
         host["replied"] |= bool(replied_at) or letter_state == states.REPLIED
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for host in hosts.values():
-        groups[(host["country"], host["language"])].append(host)
-    out = [_row(country, language, members)
-           for (country, language), members in sorted(groups.items())]
-    if out:
-        out.append(_row("all", "all", list(hosts.values())))
-    return out
+    # The same cells the kept per-host rows give, so both paths share _rows_from_cells.
+    cells = Counter(
+        (h["country"], h["language"], h["delivered"], h["bounced"], h["replied"],
+         outcomes.tenths_of_days((h["remediated_at"] - h["first_sent"]).total_seconds())
+         if h["remediated_at"] else None)
+        for h in hosts.values())
+    return _rows_from_cells([(*key, n) for key, n in cells.items()])
 
 
 def _rows_from_cells(cells: list[tuple]) -> list[dict]:
@@ -110,27 +107,6 @@ class _Cell:
             "remediation_rate": round(remediated / notified, 4) if notified else 0.0,
             "median_days_to_remediation": round(median, 1) if median is not None else None,
         }
-
-
-def _row(country: str, language: str, members: list[dict]) -> dict:
-    notified = len(members)
-    tenths = [
-        outcomes.tenths_of_days((h["remediated_at"] - h["first_sent"]).total_seconds())
-        for h in members if h["remediated_at"] and h["first_sent"]
-    ]
-    median = outcomes.median_tenths(Counter(tenths))
-    remediated = sum(1 for h in members if h["remediated_at"])
-    return {
-        "country": country,
-        "language": language,
-        "notified": notified,
-        "delivered": sum(h["delivered"] for h in members),
-        "bounced": sum(h["bounced"] for h in members),
-        "replied": sum(h["replied"] for h in members),
-        "remediated": remediated,
-        "remediation_rate": round(remediated / notified, 4) if notified else 0.0,
-        "median_days_to_remediation": round(median, 1) if median is not None else None,
-    }
 
 
 def as_csv(rows: list[dict]) -> str:
