@@ -38,7 +38,7 @@ def clean_text(value: object, limit: int | None = None) -> str:
 
 def one_line(value: object, limit: int | None = None) -> str:
     """clean_text folded to one line (headers are shown and matched as one line)."""
-    return clean_text(_SPACES.sub(" ", clean_text(value)).strip(), limit)
+    return _SPACES.sub(" ", clean_text(value)).strip()[:limit]
 
 
 def _decode_words(raw: str) -> str:
