@@ -121,8 +121,7 @@ def seed(args, connection) -> dict:
                                        holdout_percent=10, holdout_seed="bench")
     user = User.objects.create(username="bench")
     batch = Batch.objects.create(campaign=campaign, agency=agency, created_by=user,
-                                 state="sent") if hasattr(Batch, "agency") else \
-        Batch.objects.create(campaign=campaign, created_by=user, state="sent")
+                                 state="sent")
     n, per = args.hosts, args.per_contact
     countries = "ARRAY[" + ",".join(f"'{c}'" for c in COUNTRIES) + "]"
     languages = "ARRAY[" + ",".join(f"'{lang}'" for lang in LANGUAGES) + "]"
