@@ -17,6 +17,8 @@ from django.db import connection, transaction
 from campaign import states as host_states
 from letters import states
 
+DAY_US = 86_400_000_000  # microseconds
+
 # Correctness rests on one rule: every change commits together with its own queue row (the
 # triggers queue unconditionally, except a host update, which holds the host's row lock until
 # it commits, and the refresh skips locked hosts). So a refresh deletes exactly the queue rows
@@ -115,13 +117,13 @@ WITH sent AS (
     WHERE h.id IN (SELECT id FROM _outcome_ids) AND (s.host_id IS NOT NULL OR ch.id IS NOT NULL)
 )
 SELECT id, campaign_id, country, host_country, first_sent, language, delivered, bounced,
-       replied, fixed_tenths, effect_group, effect_language, {us:t0},
-       ({us:t0} / 86400000000)::int, {us:t0} %% 86400000000, {us:fixed_at}, {days:t0:fixed_at},
+       replied, fixed_tenths, effect_group, effect_language, t0_us,
+       (t0_us / %(day_us)s)::int, t0_us %% %(day_us)s, {us:fixed_at}, {days:t0:fixed_at},
        CASE WHEN notified AND control_since IS NOT NULL THEN contact_language ELSE '' END,
        CASE WHEN notified THEN {us:control_since} END,
        CASE WHEN notified THEN {us:control_fixed_at} END,
        CASE WHEN notified THEN {days:control_since:control_fixed_at} END
-FROM hosts
+FROM (SELECT *, {us:t0} AS t0_us FROM hosts) timed
 """
 
 
@@ -212,7 +214,7 @@ def _refresh_chunk(campaign_id: int | None, *, wait: bool, chunk: int) -> tuple[
             cursor.execute(_RECOMPUTE, {
                 "delivered": states.DELIVERED, "bounced": states.BOUNCED,
                 "replied": states.REPLIED, "first": states.FIRST_NOTICE,
-                "remediated": host_states.REMEDIATED,
+                "remediated": host_states.REMEDIATED, "day_us": DAY_US,
             })
         cursor.execute("SET LOCAL work_mem TO DEFAULT; SET LOCAL jit TO DEFAULT; "
                        "SET LOCAL random_page_cost TO DEFAULT")
@@ -258,7 +260,6 @@ def report_cells(campaign_id: int) -> list[tuple]:
         return cursor.fetchall()
 
 
-DAY_US = 86_400_000_000
 
 # The effect's cells (see letters.effect) in three parts, each over plain columns so that
 # PostgreSQL aggregates in parallel: remediated hosts by whole days to the fix; hosts still
@@ -286,7 +287,7 @@ _EFFECT_ALSO_CONTROL = """
 SELECT 'control', control_language, host_country,
        control_fixed_days IS NOT NULL AND control_fixed_us <= %(now_us)s,
        CASE WHEN control_fixed_days IS NOT NULL AND control_fixed_us <= %(now_us)s
-            THEN control_fixed_days ELSE (%(now_us)s - control_t0_us) / 86400000000 END,
+            THEN control_fixed_days ELSE (%(now_us)s - control_t0_us) / %(day_us)s END,
        COUNT(*)
 FROM letters_hostoutcome
 WHERE campaign_id = %(campaign)s AND control_t0_us <= %(now_us)s
@@ -303,7 +304,7 @@ def effect_cells(campaign_id: int, now: datetime) -> list[tuple]:
     refresh_outcomes(campaign_id)
     now_us = (now - EPOCH) // timedelta(microseconds=1)
     today, rest_us = divmod(now_us, DAY_US)
-    params = {"campaign": campaign_id, "now_us": now_us, "rest_us": rest_us}
+    params = {"campaign": campaign_id, "now_us": now_us, "rest_us": rest_us, "day_us": DAY_US}
     cells: list[tuple] = []
     with transaction.atomic(), connection.cursor() as cursor:
         # JIT compiling costs more than it saves on these plans (bench/report_bench.py).
