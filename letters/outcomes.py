@@ -26,13 +26,18 @@ DAY_US = 86_400_000_000  # microseconds
 # not see yet is queued for the next one.
 
 # A bounded slice of the queue (one campaign's, for a report), in a temporary table whose
-# statistics are exact where the queue's own lag far behind.
+# statistics are exact where the queue's own lag far behind: the hosts of the oldest `chunk`
+# entries, with every entry of theirs (a host queued by its contact and again by its letter
+# is recomputed once, not in two chunks).
 _COPY_QUEUE = """
 INSERT INTO _outcome_queued (qid, host_id)
-SELECT d.id, d.host_id FROM letters_outcomedirty d {campaign_join}
-ORDER BY d.id LIMIT %(chunk)s
+SELECT d.id, d.host_id FROM letters_outcomedirty d
+WHERE d.host_id IN (
+    SELECT oldest.host_id FROM letters_outcomedirty oldest {campaign_join}
+    ORDER BY oldest.id LIMIT %(chunk)s
+)
 """
-_CAMPAIGN_JOIN = "JOIN campaign_host h ON h.id = d.host_id AND h.campaign_id = %(campaign)s"
+_CAMPAIGN_JOIN = "JOIN campaign_host h ON h.id = oldest.host_id AND h.campaign_id = %(campaign)s"
 
 # Only hosts written to (or about to be), held out, or with a row take part; the queue rows of
 # the others (a contact resolved for a host never written to) are simply dropped: whatever
@@ -218,7 +223,8 @@ def _refresh_chunk(campaign_id: int | None, *, wait: bool, chunk: int) -> tuple[
             })
         cursor.execute("SET LOCAL work_mem TO DEFAULT; SET LOCAL jit TO DEFAULT; "
                        "SET LOCAL random_page_cost TO DEFAULT")
-    return done, removed > 0, copied == chunk
+    # Fewer entries than a chunk: the queue (of the campaign) held no more.
+    return done, removed > 0, copied >= chunk
 
 
 def tenths_of_days(seconds: float) -> int:
