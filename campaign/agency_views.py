@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from jinja2 import TemplateError
 from jinja2.exceptions import SecurityError
@@ -29,6 +31,7 @@ from letters.rendering import (
     LetterRenderer,
     Rendered,
 )
+from letters.services import template_overrides
 
 # Only the admin role holds change_campaign (campaign.roles).
 ADMIN_PERM = "change_campaign"
@@ -58,8 +61,10 @@ class AgencySettingsForm(forms.ModelForm):
 class TemplateForm(forms.Form):
     source = forms.CharField(widget=forms.Textarea(attrs={"rows": 24, "spellcheck": "false"}),
                              max_length=MAX_SOURCE, strip=False, label="Template source")
-    language = forms.ChoiceField(choices=LANGUAGE_CHOICES, initial=ENGLISH, required=False,
-                                 label="Preview language")
+    # The language of the copy being edited and previewed. Chosen from the page's list of
+    # languages (a new page load), never in the form: a draft loaded in one language must not
+    # be saved as another's copy.
+    language = forms.CharField(widget=forms.HiddenInput, required=False)
 
 
 # --- agencies ------------------------------------------------------------------------------
@@ -76,7 +81,8 @@ def _agencies_for(user):
 def agency_list(request: HttpRequest) -> HttpResponse:
     return render(request, "agencies/agency_list.html", {
         "agencies": list(_agencies_for(request.user)),
-        "templates": template_rows(),
+        "templates": template_rows(request.user),
+        "user_agency_bound": agencies.viewer_agency_id(request.user) is not None,
     })
 
 
@@ -108,15 +114,53 @@ def shipped_source(name: str) -> str:
     return (TEMPLATE_DIR / name).read_text(encoding="utf-8")
 
 
-def template_rows() -> list[dict]:
-    """Every editable template, grouped by letter kind, with its override if there is one."""
-    overrides = {t.name: t for t in LetterTemplate.objects.select_related("updated_by")}
+def _copies(agency_id: int | None) -> tuple[dict, dict]:
+    """({(name, language): the agency's copy}, {(name, language): the installation's copy});
+    for an admin bound to no agency the first is the installation's and the second empty."""
+    scope = Q(agency__isnull=True) | (Q(agency_id=agency_id) if agency_id else Q())
+    own: dict[tuple[str, str], LetterTemplate] = {}
+    installation: dict[tuple[str, str], LetterTemplate] = {}
+    for copy in LetterTemplate.objects.select_related("updated_by").filter(scope):
+        key = (copy.name, copy.language)
+        (own if copy.agency_id == agency_id else installation)[key] = copy
+    return own, installation
+
+
+def template_rows(user=None) -> list[dict]:
+    """Every editable template, grouped by letter kind, with the languages that have a copy."""
+    own, installation = _copies(agencies.viewer_agency_id(user))
     rows = []
     for name in EDITABLE_TEMPLATES:
         kind = name.split(".", 1)[0]
-        rows.append({"name": name, "group": kind if kind in KINDS else "shared",
-                     "override": overrides.get(name)})
+        mine = [lang for lang in LANGUAGES if (name, lang) in own]
+        rows.append({
+            "name": name, "group": kind if kind in KINDS else "shared", "languages": mine,
+            "installation_languages": [lang for lang in LANGUAGES
+                                       if (name, lang) in installation and lang not in mine],
+        })
     return rows
+
+
+def language_rows(name: str, agency_id: int | None, current: str) -> list[dict]:
+    """The editor's list: which languages have a copy (whose) and which follow the shipped
+    text (with its translations)."""
+    own, installation = _copies(agency_id)
+    rows = []
+    for code in LANGUAGES:
+        copy, inherited = own.get((name, code)), installation.get((name, code))
+        rows.append({"code": code, "name": LANGUAGE_NAMES.get(code, code),
+                     "status": "own" if copy else "installation" if inherited else "shipped",
+                     "copy": copy or inherited, "installation": inherited,
+                     "current": code == current})
+    return rows
+
+
+def _edit_language(value: str | None) -> str:
+    return value if value in LANGUAGES else ENGLISH
+
+
+def _edit_url(name: str, language: str) -> str:
+    return f"{reverse('template_edit', args=[name])}?language={language}"
 
 
 def _require_template(name: str) -> None:
@@ -152,15 +196,17 @@ def describe_error(exc: Exception) -> str:
 def render_preview(name: str, source: str, language: str, user) -> Rendered:
     """Render the sample letter with `source` in place of template `name`, in the sandbox.
 
-    The other staff-edited templates are used too, so the preview is what a batch would send.
+    The other templates the user's agency writes with (its copies, else the installation's, in
+    that language) are used too, so the preview is what a batch of theirs would send.
     Raises TemplateError (SecurityError included) and the errors a filter may raise.
     """
     _require_template(name)
-    overrides = dict(LetterTemplate.objects.values_list("name", "source"))
-    overrides[name] = source
+    language = _edit_language(language)
+    by_language = template_overrides(agencies.viewer_agency_id(user))
+    by_language.setdefault(language, {})[name] = source
     kind = name.split(".", 1)[0]
-    return LetterRenderer(overrides).render(kind if kind in KINDS else KINDS[0],
-                                            _sample_context(user), language or ENGLISH)
+    return LetterRenderer(by_language=by_language).render(
+        kind if kind in KINDS else KINDS[0], _sample_context(user), language)
 
 
 # What a template can make the renderer raise: the sandbox's SecurityError is a TemplateError;
@@ -180,33 +226,50 @@ def _preview_or_error(name: str, source: str, language: str, user
 @require_http_methods(["GET", "POST"])
 @require_perm(ADMIN_PERM)
 def template_edit(request: HttpRequest, name: str) -> HttpResponse:
+    """One template in one language (`?language=`): the user's agency's copy of it, or, for
+    an admin bound to no agency, the installation's. Other languages keep their own text."""
+    from letters.services import revert_template, save_template
+
     _require_template(name)
-    override = LetterTemplate.objects.select_related("updated_by").filter(name=name).first()
-    initial = {"source": override.source if override else shipped_source(name),
-               "language": ENGLISH}
+    agency_id = agencies.viewer_agency_id(request.user)
+    data = request.POST if request.method == "POST" else request.GET
+    language = _edit_language(data.get("language"))
+    if request.method == "POST" and "revert" in request.POST:
+        if revert_template(name=name, language=language, actor=request.user):
+            messages.success(request, f"Your copy of {name} ({language}) is gone: the "
+                                      "letters use the installation's copy or the shipped one.")
+        else:
+            messages.info(request, f"There was no copy of {name} ({language}) to revert.")
+        return redirect(_edit_url(name, language))
+    languages = language_rows(name, agency_id, language)
+    here = next(row for row in languages if row["current"])
+    override = here["copy"] if here["status"] == "own" else None
+    inherited = here["installation"]
+    initial = {"source": here["copy"].source if here["copy"] else shipped_source(name),
+               "language": language}
     form = TemplateForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         source = form.cleaned_data["source"]
-        from letters.services import save_template
-
         try:  # checks the template in the sandbox, stores it and writes the audit log
-            save_template(name=name, source=source, actor=request.user)
+            save_template(name=name, source=source, actor=request.user, language=language)
         except PREVIEW_ERRORS as exc:
             form.add_error("source", describe_error(exc))
         else:
-            messages.success(request, f"Template {name} saved.")
-            return redirect("template_edit", name=name)
-    if form.is_bound and "source" in form.data:
-        source, language = form.data["source"], form.data.get("language") or ENGLISH
-    else:
-        source, language = initial["source"], ENGLISH
-    if language not in LANGUAGES:
-        language = ENGLISH
+            messages.success(request, f"Template {name} saved. Language: "
+                                      f"{LANGUAGE_NAMES.get(language, language)} only.")
+            return redirect(_edit_url(name, language))
+    source = form.data["source"] if form.is_bound and "source" in form.data else (
+        initial["source"])
     preview, error = _preview_or_error(name, source, language, request.user)
     return render(request, "agencies/template_edit.html", {
         "name": name,
         "form": form,
+        "language": language,
+        "language_name": LANGUAGE_NAMES.get(language, language),
+        "languages": languages,
         "override": override,
+        "inherited": inherited,
+        "agency_bound": agency_id is not None,
         "preview": preview,
         "preview_error": error,
     }, status=400 if form.errors else 200)
@@ -218,11 +281,9 @@ def template_preview(request: HttpRequest, name: str) -> JsonResponse:
     """The live preview: render a draft (never stored) and return its parts as JSON."""
     _require_template(name)
     source = request.POST.get("source", "")
-    language = request.POST.get("language") or ENGLISH
+    language = _edit_language(request.POST.get("language"))
     if len(source) > MAX_SOURCE:
         return JsonResponse({"ok": False, "error": "The template is too long."}, status=400)
-    if language not in LANGUAGES:
-        language = ENGLISH
     preview, error = _preview_or_error(name, source, language, request.user)
     if preview is None:
         response = JsonResponse({"ok": False, "error": error}, status=400)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from django.db import transaction
 from django.utils import timezone
@@ -44,6 +44,31 @@ def transition_host(
     for name, value in fields.items():
         setattr(host, name, value)
     return True
+
+
+def fill_countries(campaign_id: int, countries: Mapping[int, str]) -> int:
+    """Give hosts that have no country yet the one given ({host id: ISO code}).
+
+    A host's country comes from the feed first, then from its abuse contact's network (RDAP or
+    WHOIS): only hosts whose country is still empty are written, so a feed's country is never
+    replaced. Not a state, so not audited per host: the contact says where it came from.
+    Returns the number of hosts written.
+    """
+    by_country: dict[str, list[int]] = {}
+    for host_id, country in countries.items():
+        if country:
+            by_country.setdefault(country.upper(), []).append(host_id)
+    written = 0
+    # One UPDATE per country (a chunk spans a few): the empty-country test in the same
+    # statement keeps a feed's country that arrived meanwhile.
+    for country, ids in by_country.items():
+        written += Host.objects.filter(
+            pk__in=ids, campaign_id=campaign_id, country=""
+        ).update(country=country)
+    if written:
+        # Its by-country counts moved; after the commit, or a page could cache the old ones.
+        transaction.on_commit(lambda: dashboard.invalidate(campaign_id))
+    return written
 
 
 def transition_hosts(host_ids: Iterable[int], target: str, *, reason: str = "") -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -12,8 +13,9 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from campaign import dashboard
 from campaign import kinds as kind_bits
@@ -57,10 +59,12 @@ def resolve_kind(campaign: Campaign, kind: str | None, fmt: str) -> int:
     """
     if kind:
         if kind not in kind_bits.KIND_BITS:
-            raise ValidationError(f"unknown kind {kind!r} (expected relay or proxy)")
+            raise ValidationError(f"unknown kind {kind!r} (expected relay or proxy)",
+                                  code="unknown_kind")
         bit = kind_bits.KIND_BITS[kind]
         if not campaign.kinds & bit:
-            raise ValidationError(f"campaign {campaign.slug} does not target {kind} hosts")
+            raise ValidationError(f"campaign {campaign.slug} does not target {kind} hosts",
+                                  code="kind_not_targeted", params={"kind": kind})
         return bit
     if campaign.kinds in (kind_bits.RELAY, kind_bits.PROXY):
         return campaign.kinds
@@ -90,44 +94,76 @@ def create_import(
         if not path.is_file():
             raise ValidationError(f"no such file: {source}")
         if path.stat().st_size > settings.FEED_MAX_BYTES:
-            raise ValidationError(f"{source} is over the {settings.FEED_MAX_BYTES}-byte limit")
+            raise ValidationError(f"{source} is over the {settings.FEED_MAX_BYTES}-byte limit",
+                                  code="too_large")
     if _is_url(source):
         parts = urlsplit(source)
         if not parts.hostname:
             raise ValidationError(f"not a URL: {source}")
+    size = getattr(upload, "size", None)
+    if size is not None and size > settings.FEED_MAX_BYTES:
+        raise ValidationError(_too_large(), code="too_large")
     bit = resolve_kind(campaign, kind, fmt)
     if upload is None and not _is_url(source):
         # A worker (--background) may run in another directory: keep the absolute path.
         source = str(Path(source).resolve())
-    with transaction.atomic():
-        feed_import = FeedImport.objects.create(
-            campaign=campaign,
-            feed=_feed_for(source, fmt),
-            source=source[:2000],
-            requested_format=fmt,
-            kind=bit,
-            created_by=actor if getattr(actor, "pk", None) else None,
-        )
-        if upload is not None:
-            target = import_dir(feed_import.pk)
-            target.mkdir(parents=True, exist_ok=True)
-            stored = target / "feed"
-            size = 0
-            with stored.open("wb") as out:
-                chunks = upload.chunks() if hasattr(upload, "chunks") else iter(
-                    lambda: upload.read(1 << 20), b"")
-                for chunk in chunks:
-                    size += len(chunk)
-                    if size > settings.FEED_MAX_BYTES:
-                        raise ValidationError(
-                            f"the file is over the {settings.FEED_MAX_BYTES}-byte limit")
-                    out.write(chunk)
-            feed_import.stored_file = str(stored)
-            feed_import.bytes_total = size
-            feed_import.save(update_fields=["stored_file", "bytes_total"])
-        record("import.create", actor=actor, campaign_id=campaign.pk, obj=feed_import,
-               data={"source": source[:500], "format": fmt, "kind": kind or ""})
+    stored_in: list[Path] = []
+    try:
+        with transaction.atomic():
+            feed_import = FeedImport.objects.create(
+                campaign=campaign,
+                feed=_feed_for(source, fmt),
+                source=source[:2000],
+                requested_format=fmt,
+                kind=bit,
+                created_by=actor if getattr(actor, "pk", None) else None,
+            )
+            if upload is not None:
+                target = import_dir(feed_import.pk)
+                stored_in.append(target)
+                target.mkdir(parents=True, exist_ok=True)
+                stored = target / "feed"
+                size = 0
+                with stored.open("wb") as out:
+                    chunks = upload.chunks() if hasattr(upload, "chunks") else iter(
+                        lambda: upload.read(1 << 20), b"")
+                    for chunk in chunks:
+                        size += len(chunk)
+                        if size > settings.FEED_MAX_BYTES:
+                            raise ValidationError(_too_large(), code="too_large")
+                        out.write(chunk)
+                feed_import.stored_file = str(stored)
+                feed_import.bytes_total = size
+                feed_import.save(update_fields=["stored_file", "bytes_total"])
+            record("import.create", actor=actor, campaign_id=campaign.pk, obj=feed_import,
+                   data={"source": source[:500], "format": fmt, "kind": kind or ""})
+    except BaseException:
+        # The row is rolled back: the copy made so far (up to FEED_MAX_BYTES) must go too.
+        for directory in stored_in:
+            shutil.rmtree(directory, ignore_errors=True)
+        raise
     return feed_import
+
+
+def _too_large() -> str:
+    return f"the file is over the {settings.FEED_MAX_BYTES}-byte limit"
+
+
+def _discard(feed_import: FeedImport, *, upload: bool) -> None:
+    """Delete the copies an import made under MEDIA_ROOT (never a path the CLI was given).
+
+    The fetched copy of a URL is always safe to drop: a retry fetches it again. The stored
+    upload is the only copy of what was uploaded, so it goes only when the import cannot be
+    retried.
+    """
+    target = import_dir(feed_import.pk)
+    (target / "fetched").unlink(missing_ok=True)
+    if upload and feed_import.stored_file:
+        Path(feed_import.stored_file).unlink(missing_ok=True)
+    try:
+        target.rmdir()  # only once empty: a kept upload keeps its directory
+    except OSError:
+        pass
 
 
 def queue_import(feed_import: FeedImport) -> None:
@@ -157,7 +193,8 @@ def _open_source(feed_import: FeedImport) -> BinaryIO:
         target.mkdir(parents=True, exist_ok=True)
         path = target / "fetched"
         with path.open("wb") as out:
-            fetch_url_to_file(feed_import.source, out, max_bytes=settings.FEED_MAX_BYTES)
+            fetch_url_to_file(feed_import.source, out, max_bytes=settings.FEED_MAX_BYTES,
+                              deadline=settings.FEED_FETCH_DEADLINE)
         return path.open("rb")
     return open(feed_import.source, "rb")  # noqa: SIM115
 
@@ -186,10 +223,7 @@ def execute_import(import_id: int, *, progress: Progress | None = None) -> FeedI
                 fmt = detect_format(head_lines(stream))
             kind = feed_import.kind or resolve_kind(feed_import.campaign, None, fmt)
             if not kind:
-                raise FormatError(
-                    f"campaign {feed_import.campaign.slug} targets relays and proxies; "
-                    "say which this feed lists (--kind relay or --kind proxy)"
-                )
+                raise FormatError(_kind_missing(feed_import.campaign))
             FeedImport.objects.filter(pk=import_id).update(
                 detected_format=fmt, kind=kind, bytes_total=total
             )
@@ -216,9 +250,16 @@ def execute_import(import_id: int, *, progress: Progress | None = None) -> FeedI
             record("import.done", campaign_id=feed_import.campaign_id, obj=feed_import,
                    data={"summary": feed_import.summary_line})
     except (FormatError, FetchError, OSError) as exc:
+        _discard(feed_import, upload=True)
         _fail(feed_import, str(exc))
         raise
+    except (OperationalError, InterfaceError) as exc:
+        # The task retries database errors: keep the upload it will read again.
+        _discard(feed_import, upload=False)
+        _fail(feed_import, f"internal error: {exc.__class__.__name__}: {exc}")
+        raise
     except Exception as exc:
+        _discard(feed_import, upload=True)
         _fail(feed_import, f"internal error: {exc.__class__.__name__}: {exc}")
         raise
     finally:
@@ -268,6 +309,21 @@ def _stream_into_staging(
                 flush()
     flush()
     return rejected
+
+
+def _kind_missing(campaign: Campaign) -> str:
+    # The command line's words: the import page never gets here (its form asks for the kind).
+    return (f"campaign {campaign.slug} targets relays and proxies; "
+            "say which this feed lists (--kind relay or --kind proxy)")
+
+
+def error_for_page(feed_import: FeedImport) -> str:
+    """A failed import's error as the staff pages show it: no command-line options."""
+    if feed_import.error and feed_import.error == _kind_missing(feed_import.campaign):
+        return gettext("This campaign targets open mail relays and open proxies, and the "
+                       "import did not say which this feed lists. Import it again and "
+                       "choose one.")
+    return feed_import.error
 
 
 def _fail(feed_import: FeedImport, message: str) -> None:

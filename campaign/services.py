@@ -42,6 +42,9 @@ def add_user(*, username: str, role: str, password: str, agency_name: str | None
     from django.contrib.auth.models import Group
 
     user_model = get_user_model()
+    # The login form hands usernames over NFKC-normalised (AbstractBaseUser.normalize_username);
+    # a name stored in another spelling (fullwidth "ａ_staff2") could never log in.
+    username = user_model.normalize_username(username.strip())
     user, created = user_model.objects.get_or_create(username=username)
     user.set_password(password)
     user.is_staff = role == "admin"  # Django admin site access

@@ -5,6 +5,7 @@ Celery broker on the local filesystem (no server) and mail printed to the consol
 DATABASE_URL and CELERY_BROKER_URL/REDIS_URL it runs on PostgreSQL and Redis.
 """
 
+import ipaddress
 from pathlib import Path
 
 import dj_database_url
@@ -37,6 +38,7 @@ INSTALLED_APPS = [
     "campaign",
     "probes",
     "letters",
+    "axes",  # login throttling (campaign/login.py)
 ]
 
 MIDDLEWARE = [
@@ -49,6 +51,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Content-Security-Policy on every page that does not set its own (campaign/csp.py).
+    "campaign.csp.ContentSecurityPolicyMiddleware",
+    # Last, as axes asks: turns a locked-out login into the 429 page (campaign/login.py).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "campaign.urls"
@@ -119,6 +125,9 @@ MEDIA_ROOT = VAR_DIR / "media"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FEED_MAX_BYTES = int(env_float("FEED_MAX_BYTES", 512 * 1024 * 1024))
+# One wall-clock limit per feed fetch (redirects included): per-read timeouts never end a
+# server that trickles a line every few seconds.
+FEED_FETCH_DEADLINE = env_float("FEED_FETCH_DEADLINE", 300)
 
 # Security: sane everywhere, strict when not in DEBUG so `check --deploy` passes.
 SESSION_COOKIE_HTTPONLY = True
@@ -211,8 +220,32 @@ CACHES = {"default": {
 LOGIN_FAILURES_PER_USER = int(env_float("LOGIN_FAILURES_PER_USER", 5))
 LOGIN_FAILURES_PER_ADDRESS = int(env_float("LOGIN_FAILURES_PER_ADDRESS", 20))
 LOGIN_LOCKOUT_SECONDS = int(env_float("LOGIN_LOCKOUT_SECONDS", 900))
+# Reverse proxies whose X-Forwarded-For is believed, for every rate limit (campaign/clientip.py);
+# empty: trust nobody, the client is REMOTE_ADDR.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+for _proxy in TRUSTED_PROXIES:  # a typo must stop the start, not trust or ignore a proxy
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is no address or CIDR") from _exc
+# django-axes counts and refuses; campaign/login.py holds the rules (see its docstring).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: a locked login never checks a password
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "campaign.login.LoginThrottleHandler"
+AXES_FAILURE_LIMIT = 1  # the handler reports how many of the two limits were reached
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address", ["ip_address", "username"]]
+AXES_USERNAME_CALLABLE = "campaign.login.normalized_username"
+AXES_CLIENT_IP_CALLABLE = "campaign.login.address_of"
+AXES_COOLOFF_TIME = "campaign.login.lockout_length"
+AXES_LOCKOUT_CALLABLE = "campaign.login.lockout_response"
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # a lock ends on time
+AXES_DISABLE_ACCESS_LOG = True  # successful logins are not kept (the audit log has the work)
 # Absolute base of the links letters carry to the recipient page (https://… in production).
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://localhost:8000").rstrip("/")
+# The longest one letter render (a preview, a batch's letter) may run, whatever the template.
+LETTER_RENDER_SECONDS = env_float("LETTER_RENDER_SECONDS", 2.0)
 
 # Mail
 _email = email_settings_from_url(env_str("EMAIL_URL", "console:"))
@@ -222,8 +255,11 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 ANYMAIL = {
     key.removeprefix("ANYMAIL_"): value
     for key, value in __import__("os").environ.items()
-    if key.startswith("ANYMAIL_") and key != "ANYMAIL_BACKEND"
+    if key.startswith("ANYMAIL_") and key not in ("ANYMAIL_BACKEND", "ANYMAIL_WEBHOOK_ESPS")
 }
+# The ESPs whose webhooks answer (letters/webhooks.py), by anymail's URL name (`mailgun`,
+# `postmark`…); unset: the ESP EMAIL_BACKEND sends through, if it is an anymail one.
+ANYMAIL_WEBHOOK_ESPS = env_list("ANYMAIL_WEBHOOK_ESPS") or None
 
 # Outbound network: probes, RDAP, WHOIS, feed URLs.
 PROBE_ALLOWED_NETWORKS = env_list("PROBE_ALLOWED_NETWORKS")

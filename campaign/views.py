@@ -12,12 +12,15 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
 from campaign import agencies, dashboard, selectors
 from campaign.forms import HostFilterForm, ImportForm
+from campaign.imports import error_for_page
 from campaign.roles import has_perm
 from campaign.services import visible_campaigns
+from campaign.uploads import FeedSizeLimit
 from letters import pages as letter_pages
 from probes.contacts import pages as contact_pages
 from probes.forms import ProbeRunForm
@@ -64,12 +67,23 @@ def campaign_detail(request: HttpRequest, slug: str) -> HttpResponse:
     })
 
 
+# csrf_exempt only defers the check: the size limit must be in the upload handlers before
+# anything reads the body, and the CSRF middleware would read it first. csrf_protect below
+# checks the token as before.
+@csrf_exempt
 @require_http_methods(["GET", "POST"])
 @require_perm("import_feed")
 def import_create(request: HttpRequest, slug: str) -> HttpResponse:
+    request.upload_handlers.insert(0, FeedSizeLimit(request))
+    return _import_create(request, slug)
+
+
+@csrf_protect
+def _import_create(request: HttpRequest, slug: str) -> HttpResponse:
     campaign = selectors.campaign_for(request.user, slug)
     agencies.require_lead(request.user, campaign)
-    form = ImportForm(request.POST or None, request.FILES or None)
+    form = ImportForm(request.POST or None, request.FILES or None, campaign=campaign,
+                      upload_refused=getattr(request, "oversized_upload", False))
     if request.method == "POST" and form.is_valid():
         from campaign.imports import create_import, queue_import
 
@@ -85,8 +99,7 @@ def import_create(request: HttpRequest, slug: str) -> HttpResponse:
                 upload=upload,
             )
         except ValidationError as exc:
-            for message in exc.messages:
-                form.add_error(None, message)
+            form.add_service_error(exc)
         else:
             queue_import(feed_import)
             messages.success(request, f"Import #{feed_import.pk} of {source} queued.")
@@ -111,6 +124,8 @@ def import_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         "finished": finished,
         "issues_page": issues_page,
         "status_url": reverse("import_status", args=[campaign.slug, feed_import.pk]),
+        "error_text": error_for_page(feed_import),
+        "may_import": has_perm(request.user, "import_feed"),
     })
 
 
@@ -128,7 +143,7 @@ def import_status_data(feed_import) -> dict:
         "rejected": feed_import.rejected,
         "duplicates": feed_import.duplicates,
         "summary": feed_import.summary_line,
-        "error": feed_import.error,
+        "error": error_for_page(feed_import),
     }
 
 

@@ -1,12 +1,13 @@
 from django.urls import path
 
-from campaign import agency_views, views
+from campaign import agency_views, campaign_views, views
 from letters import views as letter_views
 from probes import contact_views
 from probes import views as probe_views
 
 urlpatterns = [
     path("", views.campaign_list, name="campaign_list"),
+    path("campaigns/new/", campaign_views.campaign_create, name="campaign_create"),
     path("c/<slug:slug>/", views.campaign_detail, name="campaign_detail"),
     path("c/<slug:slug>/imports/new/", views.import_create, name="import_create"),
     path("c/<slug:slug>/imports/<int:pk>/", views.import_detail, name="import_detail"),

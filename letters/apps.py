@@ -7,4 +7,10 @@ class LettersConfig(AppConfig):
 
     def ready(self) -> None:
         # Connect the anymail tracking and inbound receivers.
+        from django.core import checks
+
         from letters import receivers  # noqa: F401
+        from letters.catalogs import check_catalogs
+
+        # Compiled catalogs missing or stale: letters would silently go out in English.
+        checks.register(check_catalogs, checks.Tags.translation)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from django import forms
 
-from letters.languages import LANGUAGE_NAMES, LANGUAGES
+from letters.languages import LANGUAGE_NAMES, LANGUAGES, bcp47
 from letters.states import LETTER_STATES
 
-LANGUAGE_CHOICES = [(code, f"{LANGUAGE_NAMES[code]} ({code})") for code in LANGUAGES]
+LANGUAGE_CHOICES = [(code, f"{LANGUAGE_NAMES[code]} ({bcp47(code)})") for code in LANGUAGES]
 
 
 class BatchBuildForm(forms.Form):
@@ -48,6 +48,38 @@ class RejectForm(forms.Form):
         if not comment:
             raise forms.ValidationError("Say why the batch is rejected.")
         return comment
+
+
+class SendForm(forms.Form):
+    """The step before letters leave: the sender ticks that they mean these N letters to M
+    recipients. `letters` carries the N the page showed, so a batch that changed since (a
+    letter taken out, a worker that sent some) is shown again instead of sent unseen."""
+
+    confirm = forms.BooleanField(
+        required=True, error_messages={"required": "Tick the box to confirm the sending."})
+    letters = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+
+    def __init__(self, *args, letters: int, recipients: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.expected = letters
+        self.fields["letters"].initial = letters
+        self.fields["confirm"].label = (
+            f"I confirm sending {letters} letter{'s' if letters != 1 else ''} to {recipients} "
+            f"recipient{'s' if recipients != 1 else ''}")
+
+    def clean_letters(self) -> int:
+        if self.cleaned_data["letters"] != self.expected:
+            raise forms.ValidationError(
+                f"The batch changed since this page was shown: it now has {self.expected} "
+                "letters to send. Check them and confirm again.")
+        return self.cleaned_data["letters"]
+
+    def clean(self):
+        cleaned = super().clean()
+        # The hidden field's error would be invisible: show it above the form.
+        if "letters" in self.errors:
+            self.add_error(None, self.errors.pop("letters"))
+        return cleaned
 
 
 class RemoveLetterForm(forms.Form):

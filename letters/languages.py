@@ -50,6 +50,17 @@ def normalize(tag: str | None) -> str | None:
     return _ALIASES.get(base)
 
 
+def bcp47(code: str) -> str:
+    """How a language code is shown to people: BCP 47 casing (`pt-br` → `pt-BR`,
+    `zh-hans` → `zh-Hans`), whichever spelling (Django's, a registry's) it was stored in."""
+    lang, *subtags = (code or "").strip().replace("_", "-").split("-")
+    shown = [lang.lower()]
+    for sub in subtags:
+        shown.append(sub.upper() if len(sub) == 2 else sub.title() if len(sub) == 4
+                     else sub.lower())
+    return "-".join(shown)
+
+
 def babel_locale(code: str) -> str:
     """`pt-br` → `pt_BR`, `zh-hans` → `zh_Hans` (also Django's locale directory name)."""
     lang, _, rest = code.partition("-")

@@ -7,6 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from letters import states
+from letters.languages import ENGLISH, LANGUAGES
 from letters.rendering import EDITABLE_TEMPLATES
 
 
@@ -28,11 +29,22 @@ class LetterSettings(models.Model):
 
 
 class LetterTemplate(models.Model):
-    """A staff-edited copy of one of the shipped templates (letters/jinja/)."""
+    """A staff-edited copy of one of the shipped templates (letters/jinja/), for one language
+    and one agency.
 
-    name = models.CharField(
-        max_length=40, unique=True, choices=[(n, n) for n in EDITABLE_TEMPLATES]
+    Per language because the shipped templates carry all 21 languages as gettext messages
+    (`{% trans %}`): an edited message has no translation, so an edit made in English would
+    turn every other language into English. Per agency because each agency writes its own
+    letters; `agency` null is the installation's copy (made by an admin bound to no agency),
+    used by agencies without a copy of their own (letters.rendering.resolve_overrides).
+    """
+
+    agency = models.ForeignKey(
+        "campaign.Agency", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
+    name = models.CharField(max_length=40, choices=[(n, n) for n in EDITABLE_TEMPLATES])
+    language = models.CharField(max_length=10, default=ENGLISH,
+                                choices=[(code, code) for code in LANGUAGES])
     source = models.TextField()
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -40,10 +52,19 @@ class LetterTemplate(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        ordering = ["name"]
+        ordering = ["name", "language"]
+        constraints = [
+            # NULL is distinct from NULL in a plain unique constraint: one per scope.
+            models.UniqueConstraint(fields=["agency", "name", "language"],
+                                    condition=models.Q(agency__isnull=False),
+                                    name="letters_template_one_per_agency"),
+            models.UniqueConstraint(fields=["name", "language"],
+                                    condition=models.Q(agency__isnull=True),
+                                    name="letters_template_one_installation_wide"),
+        ]
 
     def __str__(self) -> str:
-        return self.name
+        return f"{self.name} [{self.language}]"
 
 
 class Batch(models.Model):

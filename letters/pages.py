@@ -20,7 +20,7 @@ from campaign.models import AuditEvent, Campaign, Host
 from campaign.roles import has_perm
 from campaign.services import visible_campaigns
 from letters import selectors, states
-from letters.forms import ApproveForm, RejectForm
+from letters.forms import ApproveForm, RejectForm, SendForm
 from letters.models import Batch, InboundMessage, Letter, LetterEvent, LetterHost
 
 LETTERS_PER_PAGE = 50
@@ -135,12 +135,28 @@ def batch_view(user, batch: Batch, editor_ids: set[int]) -> BatchView:
     )
 
 
+def letters_to_send(batch: Batch) -> tuple[int, int]:
+    """(letters, distinct recipients) that sending the batch now would hand to the mailer:
+    the queued letters no worker has claimed, as services.send_batch picks them."""
+    todo = batch.letters.filter(state=states.QUEUED, claimed_at__isnull=True)
+    row = todo.aggregate(letters=Count("id"), recipients=Count("email", distinct=True))
+    return row["letters"], row["recipients"]
+
+
+def send_form_for(batch: Batch, data=None) -> SendForm:
+    letters, recipients = letters_to_send(batch)
+    return SendForm(data, letters=letters, recipients=recipients)
+
+
 def batch_context(user, batch: Batch, *, page: str | int | None = None,
                   approve_form: ApproveForm | None = None,
-                  reject_form: RejectForm | None = None) -> dict:
+                  reject_form: RejectForm | None = None,
+                  send_form: SendForm | None = None) -> dict:
     editors = list(batch.editors.order_by("username"))
     view = batch_view(user, batch, {u.pk for u in editors})
     counts = letter_state_counts(batch.letters.all())
+    if send_form is None and view.can_send:
+        send_form = send_form_for(batch)
     return {
         "batch": batch,
         "editors": editors,
@@ -150,6 +166,7 @@ def batch_context(user, batch: Batch, *, page: str | int | None = None,
         "letters_total": sum(counts.values()),
         "approve_form": approve_form or (ApproveForm() if view.can_approve else None),
         "reject_form": reject_form or (RejectForm() if view.can_review else None),
+        "send_form": send_form,
         "sending": batch.state == states.SENDING,
     }
 
@@ -287,7 +304,10 @@ def letter_timeline(letter: Letter) -> tuple[list[TimelineEntry], list[InboundMe
     ]
     replies = list(InboundMessage.objects.filter(letter=letter).order_by("received_at", "id"))
     entries += [
-        TimelineEntry(at=r.received_at, kind="reply", title=f"Reply from {r.from_email}",
+        # A reply left on the recipient page has no sender address (whoever holds the link).
+        TimelineEntry(at=r.received_at, kind="reply",
+                      title=f"Reply from {r.from_email}" if r.from_email.strip()
+                      else "Reply (sender unknown)",
                       detail=r.subject, anchor=f"reply-{r.pk}")
         for r in replies
     ]

@@ -22,6 +22,7 @@ from django.core import signing
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from campaign import states as host_states
 from campaign.audit import record
@@ -52,6 +53,79 @@ DEFAULT_LIMITS = {
     "preferences_token": (10, 3600),
     "preferences_ip": (30, 3600),
 }
+
+
+RELAY, PROXY = "relay", "proxy"
+
+# What each variant of a check (probes/verification: smtp.relay_variants, proxy.py) means, in
+# words a recipient reads in their language; the variant codes themselves are never shown.
+_SOCKS4 = _("It connected us to another server without asking who we are (SOCKS4).")
+VARIANT_TEXT = {
+    "plain": _("It passed on a message from an outside sender to an outside address."),
+    "empty_sender": _("It passed on a message with an empty sender address to an outside "
+                      "address."),
+    "ip_literal": _("It passed on a message to an outside address given as an IP address."),
+    "source_route": _("It accepted an outside address in source-route form "
+                      "(@server:user@domain)."),
+    "percent_hack": _("It accepted an outside address hidden with the percent hack "
+                      "(user%domain)."),
+    "bang_path": _("It accepted an outside address hidden in a UUCP bang path (domain!user)."),
+    "quoted_local": _("It accepted an outside address hidden in a quoted local part."),
+    "get": _("It fetched a web page from another server for us (GET)."),
+    "connect": _("It opened a tunnel to another server for us (CONNECT)."),
+    "socks4": _SOCKS4,
+    "socks4a": _SOCKS4,
+    "socks5": _("It connected us to another server without a password (SOCKS5)."),
+}
+for _code in ("percent_hack", "bang_path", "quoted_local"):
+    VARIANT_TEXT[f"{_code}_bare"] = VARIANT_TEXT[_code]
+
+
+def variant_sentences(variant: str) -> list[str]:
+    """The sentences for a result's variant (`get,connect` is two); unknown codes say nothing
+    rather than show an internal name."""
+    out: list[str] = []
+    for code in (variant or "").lower().split(","):
+        text = VARIANT_TEXT.get(code.strip())
+        if text is not None and str(text) not in out:
+            out.append(str(text))
+    return out
+
+
+def letter_kinds(evidence_checks: list[str]) -> list[str]:
+    """Which self-check questions fit: the relay set for smtp_relay findings, the proxy set
+    for the others; both when the letter is about both."""
+    kinds = {RELAY if check == "smtp_relay" else PROXY for check in evidence_checks if check}
+    return [kind for kind in (RELAY, PROXY) if kind in kinds] or [RELAY, PROXY]
+
+
+# Countries with more than one zone: CLDR lists them alphabetically (Spain's first is
+# Africa/Ceuta, the USA's America/Adak), so the zone most of the country lives in is named here.
+MAIN_ZONES = {
+    "AR": "America/Argentina/Buenos_Aires", "AU": "Australia/Sydney", "BR": "America/Sao_Paulo",
+    "CA": "America/Toronto", "CD": "Africa/Kinshasa", "CL": "America/Santiago",
+    "CN": "Asia/Shanghai", "DE": "Europe/Berlin", "EC": "America/Guayaquil",
+    "ES": "Europe/Madrid", "ID": "Asia/Jakarta", "KZ": "Asia/Almaty", "MN": "Asia/Ulaanbaatar",
+    "MX": "America/Mexico_City", "MY": "Asia/Kuala_Lumpur", "NZ": "Pacific/Auckland",
+    "PT": "Europe/Lisbon", "RU": "Europe/Moscow", "UA": "Europe/Kyiv", "US": "America/New_York",
+}
+
+
+def suggested_time_zone(countries: list[str]) -> str:
+    """A zoneinfo name to suggest for the first country given: its main zone, else its only
+    or first zone in CLDR's territory→zone table (babel ships it; Python has none)."""
+    import zoneinfo
+
+    from babel.core import get_global
+
+    zones = get_global("territory_zones")
+    available = zoneinfo.available_timezones()
+    for country in countries:
+        code = (country or "").upper()
+        for zone in [MAIN_ZONES.get(code, ""), *zones.get(code, [])]:
+            if zone in available:
+                return zone
+    return ""
 
 
 # -- tokens --------------------------------------------------------------------------------
@@ -176,6 +250,16 @@ def page_hosts(letter: Letter) -> list[PageHost]:
                  remediated_at=link.host.remediated_at)
         for link in links
     ]
+
+
+def letter_countries(letter: Letter, hosts: list[PageHost]) -> list[str]:
+    """Where the letter's owner is: its hosts' countries, then their contacts' (RDAP)."""
+    from probes.contacts.models import Contact
+
+    countries = [host.country for host in hosts if host.country]
+    countries += list(Contact.objects.filter(host__letter_links__letter=letter)
+                      .exclude(country="").order_by("id").values_list("country", flat=True))
+    return countries
 
 
 def retest_candidates(letter: Letter) -> list[int]:

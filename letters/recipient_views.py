@@ -16,6 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_POST, require_safe
 
+from campaign.clientip import client_ip  # the rate limits' address, as login's
 from letters import recipient
 from letters.languages import ENGLISH, LANGUAGE_NAMES, LANGUAGES, normalize
 from letters.rendering import format_when
@@ -47,18 +48,6 @@ def secure_headers(view):
         return response
 
     return never_cache(wrapped)
-
-
-def client_ip(request: HttpRequest) -> str:
-    # REMOTE_ADDR only: X-Forwarded-For is whatever the client says unless a proxy we run
-    # rewrites it (set RECIPIENT_TRUST_X_FORWARDED_FOR behind such a proxy).
-    from django.conf import settings
-
-    if getattr(settings, "RECIPIENT_TRUST_X_FORWARDED_FOR", False):
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[-1].strip()
-    return request.META.get("REMOTE_ADDR", "")
 
 
 def _not_found(request: HttpRequest) -> HttpResponse:
@@ -112,12 +101,17 @@ def _render_page(request, token, letter, language, *, status=200, **extra) -> Ht
         for ev in host.evidence:
             ev["label"] = CHECK_LABELS.get(ev.get("check", ""), ev.get("check", ""))
             ev["when_text"] = format_when(ev.get("when"))
+            ev["variant_text"] = recipient.variant_sentences(ev.get("variant", ""))
     letter_language = normalize(letter.language) or ENGLISH
     languages = [(code, LANGUAGE_NAMES[code]) for code in dict.fromkeys([letter_language,
                                                                          ENGLISH])]
     chosen = recipient.current_preference(letter)
     context = {
         "preference": chosen,
+        # The self-check questions that fit what was found (relay, proxy or both).
+        "kinds": recipient.letter_kinds([ev.get("check", "") for host in hosts
+                                         for ev in host.evidence]),
+        "zone_hint": recipient.suggested_time_zone(recipient.letter_countries(letter, hosts)),
         "all_languages": [(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
         "letter": letter,
         "agency": letter.context.get("agency", {}),

@@ -20,7 +20,7 @@ import datetime as dt
 import functools
 import re
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,8 @@ from django.utils import translation
 from jinja2 import ChoiceLoader, DictLoader, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from letters import sandbox
-from letters.languages import ENGLISH, babel_locale, normalize
+from letters import catalogs, sandbox
+from letters.languages import ENGLISH, LANGUAGES, babel_locale, normalize
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "jinja"
 KINDS = ("first_notice", "second_notice")
@@ -215,21 +215,56 @@ def summarize_ips(ips: list[str], shown: int = 3) -> str:
     return f"{head} (+{len(ips) - shown})" if len(ips) > shown else head
 
 
-class LetterRenderer:
-    """Renders letters from a set of templates; build one per batch and reuse it."""
+# Staff-edited templates by language: {language: {template name: source}}.
+ByLanguage = Mapping[str, Mapping[str, str]]
 
-    def __init__(self, overrides: Mapping[str, str] | None = None) -> None:
-        self.env = build_environment(overrides)
+
+def resolve_overrides(rows: Iterable[tuple[int | None, str, str, str]]
+                      ) -> dict[str, dict[str, str]]:
+    """{language: {name: source}} from (agency_id, name, language, source) rows of one agency
+    and of the installation (agency None): the agency's copy wins, else the installation's;
+    a template neither has stays the shipped one."""
+    resolved: dict[str, dict[str, str]] = {}
+    for _agency, name, language, source in sorted(rows, key=lambda r: r[0] is not None):
+        resolved.setdefault(language, {})[name] = source  # agency rows come last and win
+    return resolved
+
+
+class LetterRenderer:
+    """Renders letters from a set of templates; build one per batch and reuse it.
+
+    `overrides` replace shipped templates in every language (tests, the sandbox checks);
+    `by_language` replaces them in one language only, on top: an edited `{% trans %}` text has
+    no translation in the catalogs, so a copy edited in English must not serve Japanese.
+    """
+
+    def __init__(self, overrides: Mapping[str, str] | None = None, *,
+                 by_language: ByLanguage | None = None) -> None:
+        self._common = dict(overrides or {})
+        self._by_language = {lang: dict(t) for lang, t in (by_language or {}).items() if t}
+        self.env = build_environment(self._common)
+        self._envs: dict[str, sandbox.BoundedSandbox] = {}
+
+    def env_for(self, language: str) -> sandbox.BoundedSandbox:
+        """The environment for one language: shared by every language without a copy."""
+        own = self._by_language.get(language)
+        if not own:
+            return self.env
+        env = self._envs.get(language)
+        if env is None:
+            env = self._envs[language] = build_environment({**self._common, **own})
+        return env
 
     def _section(self, kind: str, context: Mapping[str, Any], language: str, *,
                  bilingual_note: bool) -> tuple[str, str, str]:
         ctx = {**context, "bilingual_note": bilingual_note,
                "ips": summarize_ips([h["ip"] for h in context["hosts"]])}
+        env = self.env_for(language)
         token = _RENDERING.set(language)
         try:
-            subject = self.env.get_template(f"{kind}.subject.txt").render(ctx)
-            text = self.env.get_template(f"{kind}.body.txt").render(ctx)
-            html = self.env.get_template(f"{kind}.body.html").render(ctx)
+            subject = env.get_template(f"{kind}.subject.txt").render(ctx)
+            text = env.get_template(f"{kind}.body.txt").render(ctx)
+            html = env.get_template(f"{kind}.body.html").render(ctx)
         finally:
             _RENDERING.reset(token)
         return _one_line(subject), _tidy(text), html
@@ -239,6 +274,8 @@ class LetterRenderer:
         if kind not in KINDS:
             raise ValueError(f"unknown letter kind {kind!r}")
         language = normalize(language) or ENGLISH
+        # Without its catalog the letter would read English while saying `language`.
+        catalogs.require(language)
         context = prepare_context(context)
         with sandbox.budget(len(context["hosts"])):
             return self._render(kind, context, language, bilingual=bilingual)
@@ -257,7 +294,8 @@ class LetterRenderer:
             subject = f"{subject} / {en_subject}"
             text = f"{text}\n{'-' * 40}\n\n{en_text}"
             sections.append({"lang": ENGLISH, "html": Markup(en_html)})  # noqa: S704
-        page = self.env.get_template("layout.html").render(subject=subject, sections=sections)
+        page = self.env_for(language).get_template("layout.html").render(subject=subject,
+                                                                          sections=sections)
         return Rendered(subject=subject, text=text, html=page)
 
 
@@ -302,14 +340,18 @@ SAMPLE_CONTEXT: dict[str, Any] = {
 }
 
 
-def check_template(name: str, source: str) -> None:
+def check_template(name: str, source: str, language: str = ENGLISH) -> None:
     """Raise (jinja2.TemplateError or a sandbox SecurityError) if an edited template is broken.
 
-    It is compiled and rendered against a sample letter in English and one other language,
-    so a staff edit that references a missing variable fails here, not in a batch.
+    It is compiled and rendered, as the copy of `language`, against a sample letter that is
+    bilingual (that language, or Japanese, then English), so a staff edit that references a
+    missing variable fails here, not in a batch.
     """
     if name not in EDITABLE_TEMPLATES:
         raise ValueError(f"{name!r} is not a letter template")
-    renderer = LetterRenderer({name: source})
+    if language not in LANGUAGES:
+        raise ValueError(f"{language!r} is not a letter language")
+    renderer = LetterRenderer(by_language={language: {name: source}})
     for kind in KINDS:
-        renderer.render(kind, SAMPLE_CONTEXT, "ja", bilingual=True)
+        renderer.render(kind, SAMPLE_CONTEXT, language if language != ENGLISH else "ja",
+                        bilingual=True)

@@ -16,7 +16,17 @@ or saved and used by a batch, would hang a web worker or the mail worker.
   call block the length of the literal text in its body (in a `{% set %}` block too);
 * size: no operator, call or filter may make a value longer than a whole letter may be, and
   the ones that multiply (`*`, `**`, `%`, `~`, `str.format`, padding widths, `replace` …) are
-  checked *before* they allocate.
+  checked *before* they allocate; no sequence built may hold more than `Budget.items` items;
+* work in C: a comparison, `in`, slice, `sort`, `join`, `unique`, a str or list method … runs
+  over its operands at C speed and spends no Jinja step, so each operand (and each value an
+  operation makes) spends steps by its deep size *before* the operation runs: one per item,
+  one per `CHARS_PER_STEP` characters (`{% if x in big %}` pays for `big`, every time);
+* time: whatever the counting misses, a render stops after `LETTER_RENDER_SECONDS` of CPU
+  time (as much again per `HOSTS_PER_DEADLINE` hosts the letter is about: a real letter about
+  2,000 hosts takes ~1.7 s); the clock is read every `CLOCK_EVERY` steps and before every
+  operation charged more than that. CPU time of the rendering thread, not wall time: a loaded
+  machine must not refuse a letter it would render, and a render can only stall its worker
+  by using CPU.
 
 The budget grows with the letter's hosts (a letter about 5,000 hosts writes more than one
 about two) and is far above what the shipped templates use (tests/hostile measure it).
@@ -27,9 +37,11 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import math
 import re
 import string
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from types import BuiltinMethodType, FunctionType
 from typing import Any
@@ -47,21 +59,41 @@ STEPS_BASE, STEPS_PER_HOST = 50_000, 2_000
 OUTPUT_BASE, OUTPUT_PER_HOST = 500_000, 20_000  # characters
 MAX_INT_BITS = 4_096  # results of * and ** on integers (about 1,200 digits)
 MAX_NUMBER_ARG = 100_000  # widths, counts and repetitions given to calls and filters
+ITEMS_BASE, ITEMS_PER_HOST = 100_000, 50  # the longest sequence a template may build
+# Characters a C string operation (memcmp, find, copy, upper …) goes through in about the time
+# of one template step (measured: ~0.3 µs a step, ~1 ns a character for the slowest of them).
+CHARS_PER_STEP = 100
+CLOCK_EVERY = 2_000  # steps between two looks at the clock (thread_time() is a system call)
+HOSTS_PER_DEADLINE = 1_000
+DEFAULT_RENDER_SECONDS = 2.0  # settings.LETTER_RENDER_SECONDS when Django has none
+
+# Why a render was refused (TemplateTooCostly.reason).
+STEPS, OUTPUT, SIZE, TIME = "steps", "output", "size", "time"
 
 
 class TemplateTooCostly(SecurityError):
     """A template asked for more work or memory than any letter needs."""
+
+    def __init__(self, message: str, reason: str = SIZE) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass
 class Budget:
     steps: int
     output: int  # also the largest value an operation may produce
+    items: int = ITEMS_BASE  # the longest sequence an operation may produce
+    deadline: float = math.inf  # time.thread_time() after which the render is refused
+    clock_at: int = 0  # look at the clock again when `steps` falls below this
 
     @classmethod
-    def for_hosts(cls, hosts: int) -> Budget:
+    def for_hosts(cls, hosts: int, seconds: float = math.inf) -> Budget:
         hosts = max(hosts, 1)
-        return cls(STEPS_BASE + STEPS_PER_HOST * hosts, OUTPUT_BASE + OUTPUT_PER_HOST * hosts)
+        steps = STEPS_BASE + STEPS_PER_HOST * hosts
+        return cls(steps, OUTPUT_BASE + OUTPUT_PER_HOST * hosts,
+                   ITEMS_BASE + ITEMS_PER_HOST * hosts, time.thread_time() + seconds,
+                   steps - CLOCK_EVERY)
 
 
 _BUDGET: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("letter_budget",
@@ -70,10 +102,24 @@ _BUDGET: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("letter_
 _COMPILE_TIME_LIMIT = OUTPUT_BASE
 
 
+def render_seconds() -> float:
+    """settings.LETTER_RENDER_SECONDS: the longest a render may hold a worker."""
+    try:
+        from django.conf import settings
+
+        return float(getattr(settings, "LETTER_RENDER_SECONDS", DEFAULT_RENDER_SECONDS))
+    except Exception:  # Django not configured (a plain script): the default  # noqa: BLE001
+        return DEFAULT_RENDER_SECONDS
+
+
 @contextlib.contextmanager
-def budget(hosts: int) -> Iterator[Budget]:
-    """Run the renders inside with a fresh budget for a letter about `hosts` hosts."""
-    current = Budget.for_hosts(hosts)
+def budget(hosts: int, seconds: float | None = None) -> Iterator[Budget]:
+    """Run the renders inside with a fresh budget for a letter about `hosts` hosts, stopped
+    after `seconds` of CPU time (default: settings.LETTER_RENDER_SECONDS, more for a letter
+    about many hosts)."""
+    if seconds is None:
+        seconds = render_seconds() * (1 + max(hosts, 0) // HOSTS_PER_DEADLINE)
+    current = Budget.for_hosts(hosts, seconds)
     token = _BUDGET.set(current)
     try:
         yield current
@@ -95,25 +141,84 @@ def spend(steps: int = 1, output: int = 0) -> None:
         current.output -= output
     if current.steps < 0:
         raise TemplateTooCostly("the template does too much work (loops, calls or filters) "
-                                "for one letter")
+                                "for one letter", STEPS)
     if current.output < 0:
-        raise TemplateTooCostly("the template writes more text than any letter needs")
+        raise TemplateTooCostly("the template writes more text than any letter needs", OUTPUT)
+    if current.steps < current.clock_at:
+        current.clock_at = current.steps - CLOCK_EVERY
+        if time.thread_time() > current.deadline:
+            raise TemplateTooCostly("the template takes longer to render than any letter may",
+                                    TIME)
+
+
+_CONTAINERS = (list, tuple, set, frozenset, dict)
+
+
+def measure(value: Any, limit: int) -> tuple[int, int]:
+    """(items, characters) in `value`, deep: nested containers and strings, a value held
+    twice counted twice (comparing or printing it goes through it twice). Stops as soon as
+    items + characters / CHARS_PER_STEP pass `limit`, so the walk itself is bounded."""
+    items = chars = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str | bytes):
+            chars += len(item)
+        elif isinstance(item, _CONTAINERS):
+            items += len(item)
+            if items + chars // CHARS_PER_STEP > limit:
+                break
+            if isinstance(item, dict):
+                stack.extend(item.keys())
+                stack.extend(item.values())
+            else:
+                stack.extend(item)
+        elif isinstance(item, range):  # lazy, but `in` and filters go through all of it
+            items += len(item)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            chars += item.bit_length() // 3
+        if items + chars // CHARS_PER_STEP > limit:
+            break
+    return items, chars
+
+
+def _work(value: Any, limit: int) -> int:
+    items, chars = measure(value, limit)
+    return 1 + items + chars // CHARS_PER_STEP
+
+
+def charge(*values: Any, factor: int = 1) -> None:
+    """Spend the steps an operation in C will take going through `values` (deep), before it
+    runs. Outside a render (constant folding at compile time) nothing is charged."""
+    current = _BUDGET.get()
+    if current is None:
+        return
+    limit = max(current.steps, 0) // factor + 1
+    cost = 0
+    for value in values:  # kept lean: every comparison in a letter comes here
+        kind = type(value)
+        if kind is str or kind is Markup:
+            cost += 1 + len(value) // CHARS_PER_STEP
+        elif kind is int or kind is bool or kind is float or value is None:
+            cost += 1
+        else:
+            cost += _work(value, limit)
+    spend(cost * factor)
 
 
 def weight(value: Any) -> int:
-    """About how many characters `value` holds (strings one level deep in containers)."""
+    """About how many characters `value` holds, deep (a container's items count one each)."""
     if isinstance(value, str | bytes):
         return len(value)
     if isinstance(value, bool):
         return 1
     if isinstance(value, int):
         return value.bit_length() // 3 + 1
-    if isinstance(value, dict):
-        return len(value) + sum(len(v) for v in value.values() if isinstance(v, str))
-    if isinstance(value, list | tuple | set | frozenset | range):
-        if isinstance(value, range):
-            return len(value)
-        return len(value) + sum(len(v) for v in value if isinstance(v, str))
+    if isinstance(value, range):
+        return len(value)
+    if isinstance(value, _CONTAINERS):
+        items, chars = measure(value, _limit())
+        return items + chars
     return 0
 
 
@@ -123,6 +228,13 @@ def _refuse_over(estimate: int, what: str) -> None:
 
 
 def _checked(value: Any, what: str) -> Any:
+    if isinstance(value, _CONTAINERS):
+        # A value made in C was as much work as it is large, and the next operation on it
+        # must not meet a list longer than any letter needs.
+        current = _BUDGET.get()
+        if current is not None and len(value) > current.items:
+            raise TemplateTooCostly(f"{what} would make a sequence longer than any letter needs")
+        charge(value)
     _refuse_over(weight(value), what)
     return value
 
@@ -181,13 +293,38 @@ def _numbers_in(args: tuple, kwargs: dict) -> None:
             raise TemplateTooCostly(f"the number {value} is too large for a letter template")
 
 
+# Filters that look at one item or at the length only: no charge for going through the value.
+_CHEAP_FILTERS = frozenset({"length", "count", "first", "last", "random", "default", "d",
+                            "attr", "safe", "abs", "int", "float", "round", "filesizeformat"})
+# Filters that compare items with each other: n log n comparisons.
+_SORTING_FILTERS = frozenset({"sort", "dictsort", "groupby", "unique"})
+
+
+def _factor(name: str, value: Any) -> int:
+    if name in _SORTING_FILTERS and isinstance(value, _CONTAINERS):
+        return max(len(value), 2).bit_length()
+    return 1
+
+
+def _metered(items: Iterable[Any]) -> Iterator[Any]:
+    """A lazy filter's output (map, select, batch …): each item taken spends a step."""
+    for item in items:
+        spend()
+        yield item
+
+
 def _bounded_filter(name: str, func: Any) -> Any:
+    cheap = name in _CHEAP_FILTERS
+
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        spend()
         # Filters get the context / eval context / environment first when they ask for it.
         skip = 1 if getattr(func, "jinja_pass_arg", None) is not None else 0
         value, extra = (args[skip] if len(args) > skip else None), args[skip + 1:]
+        if cheap:
+            spend()
+        else:
+            charge(value, *extra, *kwargs.values(), factor=_factor(name, value))
         _numbers_in(extra, kwargs)
         if extra or kwargs:
             multiplier = 1 + sum(weight(v) for v in (*extra, *kwargs.values())
@@ -196,9 +333,38 @@ def _bounded_filter(name: str, func: Any) -> Any:
                 _refuse_over(_printf_estimate(value, extra or kwargs), f"the {name} filter")
             else:
                 _refuse_over(weight(value) * multiplier, f"the {name} filter")
-        return _checked(func(*args, **kwargs), f"the {name} filter")
+        result = func(*args, **kwargs)
+        if isinstance(result, Iterator):
+            return _metered(result)
+        return _checked(result, f"the {name} filter")
 
     return wrapper
+
+
+# Jinja tests that compare their value with their argument (`x is in big`, `select('eq', y)`).
+_COMPARING_TESTS = frozenset({"eq", "equalto", "==", "ne", "!=", "lt", "lessthan", "<", "le",
+                              "<=", "gt", "greaterthan", ">", "ge", ">=", "in"})
+
+
+def _bounded_test(name: str, func: Any) -> Any:
+    comparing = name in _COMPARING_TESTS
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if comparing:
+            charge(*args)
+        else:
+            spend()
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+@pass_context
+def _work_of(context: Any, value: Any) -> Any:
+    """Around each operand of a comparison (`==`, `<`, `in` …): it is gone through in C."""
+    charge(value)
+    return value
 
 
 @pass_context
@@ -213,9 +379,13 @@ def _emit(value: Any) -> Any:
     """Jinja's finalize hook: every {{ expression }} written spends its length."""
     current = _BUDGET.get()
     if current is not None:
-        current.output -= len(value) if isinstance(value, str) else weight(value)
-        if current.output < 0:
-            spend(0)  # raises
+        if isinstance(value, str):
+            current.output -= len(value)
+            if current.output < 0:
+                spend(0)  # raises
+        else:  # printed by str(): as large as it is deep, and as much work
+            charge(value)
+            spend(0, weight(value))
     return value
 
 
@@ -223,10 +393,11 @@ def _emit(value: Any) -> Any:
 def _concat(eval_ctx: Any, values: list) -> str:
     """The `~` operator, with its result's size checked before it is built."""
     _refuse_over(sum(weight(v) for v in values), "the ~ operator")
+    charge(*values)
     return markup_join(values) if eval_ctx.autoescape else str_join(values)
 
 
-TICK, CONCAT = "_sys_tick", "_sys_concat"
+TICK, CONCAT, WORK = "_sys_tick", "_sys_concat", "_sys_work"
 _SCOPES = (nodes.For, nodes.Macro, nodes.CallBlock)
 
 
@@ -265,6 +436,23 @@ class _Bound(NodeTransformer):
 
     visit_Macro = visit_CallBlock = _scope
 
+    def visit_Compare(self, node: nodes.Compare) -> nodes.Node:
+        node = self.generic_visit(node)
+        node.expr = self._work(node.expr)
+        for operand in node.ops:
+            operand.expr = self._work(operand.expr)
+        return node
+
+    def visit_Getitem(self, node: nodes.Getitem) -> nodes.Node:
+        node = self.generic_visit(node)
+        if isinstance(node.arg, nodes.Slice):  # compiled to obj[a:b], past getitem(): a copy
+            node.node = self._work(node.node)
+        return node
+
+    @staticmethod
+    def _work(expr: nodes.Expr) -> nodes.Filter:
+        return nodes.Filter(expr, WORK, [], [], None, None, lineno=expr.lineno)
+
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
         node = self.generic_visit(node)
         return nodes.Filter(nodes.List(node.nodes, lineno=node.lineno), CONCAT, [], [], None,
@@ -280,7 +468,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         super().__init__(*args, **kwargs)
         self.globals.pop("lipsum", None)  # no letter needs lorem ipsum; it takes a size
         self.filters = {name: _bounded_filter(name, func) for name, func in self.filters.items()}
-        self.filters.update({TICK: _tick, CONCAT: _concat})
+        self.filters.update({TICK: _tick, CONCAT: _concat, WORK: _work_of})
+        self.tests = {name: _bounded_test(name, func) for name, func in self.tests.items()}
         self.finalize = _emit
 
     def _generate(self, source: nodes.Template, name: str | None, filename: str | None,
@@ -307,24 +496,38 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             _refuse_over(weight(left) + weight(right), "the + operator")
         if operator == "%" and isinstance(left, str):
             _refuse_over(_printf_estimate(left, right), "the % operator")
+        if not ints:  # concatenation, repetition, formatting: C going through both
+            charge(left, right)
         return _checked(super().call_binop(context, operator, left, right),
                         f"the {operator} operator")
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(argument, slice):  # a copy: as much work as the value is long
+            # (Jinja compiles a literal slice to obj[a:b]; _Bound charges those.)
+            charge(obj)
+            return _checked(super().getitem(obj, argument), "a slice")
+        return super().getitem(obj, argument)
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         # On every call a template makes (a dozen gettext calls per letter): kept lean.
         current = _BUDGET.get()
         if current is not None:
             current.steps -= 1
-            if current.steps < 0:
-                spend(0)  # raises
+            if current.steps < current.clock_at or current.steps < 0:
+                spend(0)  # raises when over budget, or looks at the clock
         if args or kwargs:
             _numbers_in(args, kwargs)
         method = __obj
         if type(method) is FunctionType:  # the sandbox's wrapper of str.format / format_map
             method = method.__dict__.get("__wrapped__", method)
-        if type(method) is BuiltinMethodType and type(method.__self__) is str:
-            _refuse_over(_str_method_estimate(method.__self__, method.__name__, args, kwargs),
-                         f"str.{method.__name__}")
+        if type(method) is BuiltinMethodType:
+            # str.split, list.index, dict.items …: C going through the object and arguments.
+            charge(method.__self__, *args, *kwargs.values())
+            if type(method.__self__) is str:
+                _refuse_over(_str_method_estimate(method.__self__, method.__name__, args,
+                                                  kwargs), f"str.{method.__name__}")
+        elif isinstance(method, type) and (args or kwargs):  # dict(...) and the like
+            charge(*args, *kwargs.values())
         result = super().call(__context, __obj, *args, **kwargs)
         if type(result) is str or type(result) is Markup:
             if len(result) > _limit():

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.mail import BadHeaderError, EmailMultiAlternatives, get_connection
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from campaign import agencies
@@ -33,7 +33,8 @@ from campaign.audit import record
 from campaign.hosts import transition_host
 from campaign.models import Agency, Campaign, Host
 from campaign.roles import has_perm
-from letters import cadence, holdout, mailtext, selectors, states
+from letters import cadence, catalogs, holdout, mailtext, selectors, states
+from letters.languages import ENGLISH, LANGUAGES, normalize
 from letters.models import (
     Batch,
     ContactPreference,
@@ -45,7 +46,7 @@ from letters.models import (
     LetterTemplate,
 )
 from letters.recipient import letter_url
-from letters.rendering import LetterRenderer, check_template
+from letters.rendering import LetterRenderer, check_template, resolve_overrides
 from letters.throttle import Throttle, paced
 from probes.contacts.records import clean_email
 from probes.contacts.selectors import SuppressionList
@@ -102,20 +103,82 @@ def set_bilingual(*, campaign: Campaign, bilingual: bool, actor) -> LetterSettin
     return found
 
 
-def save_template(*, name: str, source: str, actor) -> LetterTemplate:
-    """Store a staff edit of a template after checking that it renders (in the sandbox)."""
+def _template_language(language: str | None) -> str:
+    code = normalize(language) if language else ENGLISH
+    if code not in LANGUAGES:
+        raise LetterError(f"{language!r} is not a letter language")
+    return code
+
+
+def _scope_name(agency_id: int | None) -> str | None:
+    return Agency.objects.filter(pk=agency_id).values_list("name", flat=True).first()
+
+
+def save_template(*, name: str, source: str, actor, language: str = ENGLISH) -> LetterTemplate:
+    """Store a staff edit of a template, in one language, after checking that it renders.
+
+    The copy is the actor's agency's (an admin bound to no agency edits the installation's,
+    which agencies without a copy of their own use); other languages keep theirs.
+    """
     _require(actor, "build_batch", "edit letter templates")
-    check_template(name, source)
+    language = _template_language(language)
+    check_template(name, source, language)
+    agency_id = agencies.viewer_agency_id(actor)
     template, _ = LetterTemplate.objects.update_or_create(
-        name=name, defaults={"source": source, "updated_by": actor, "updated_at": timezone.now()}
+        agency_id=agency_id, name=name, language=language,
+        defaults={"source": source, "updated_by": actor, "updated_at": timezone.now()},
     )
-    record("letters.template", actor=actor, obj=template, data={"name": name})
+    record("letters.template", actor=actor, obj=template,
+           data={"name": name, "language": language, "agency": _scope_name(agency_id)})
     return template
 
 
-def load_renderer() -> LetterRenderer:
-    """A renderer with the staff-edited templates (one query), to reuse for a whole batch."""
-    return LetterRenderer(dict(LetterTemplate.objects.values_list("name", "source")))
+@transaction.atomic
+def revert_template(*, name: str, language: str, actor) -> bool:
+    """Drop the actor's agency's copy of a template in one language (False: it had none).
+
+    The agency's letters then use the installation's copy, else the shipped template. The
+    source goes into the audit log, so a revert can be undone by hand.
+    """
+    _require(actor, "build_batch", "edit letter templates")
+    language = _template_language(language)
+    agency_id = agencies.viewer_agency_id(actor)
+    template = LetterTemplate.objects.select_for_update().filter(
+        agency_id=agency_id, name=name, language=language).first()
+    if template is None:
+        return False
+    record("letters.template_revert", actor=actor, obj=template,
+           data={"name": name, "language": language, "agency": _scope_name(agency_id),
+                 "source": template.source})
+    template.delete()
+    return True
+
+
+def template_overrides(agency_id: int | None) -> dict[str, dict[str, str]]:
+    """{language: {name: source}} an agency's letters use: its copies, else the installation's."""
+    scope = Q(agency__isnull=True)
+    if agency_id is not None:
+        scope |= Q(agency_id=agency_id)
+    return resolve_overrides(LetterTemplate.objects.filter(scope).values_list(
+        "agency_id", "name", "language", "source"))
+
+
+def load_renderer(agency: Agency | int | None = None) -> LetterRenderer:
+    """A renderer with the templates `agency` writes with (one query), to reuse for a batch.
+
+    Without an agency: the installation's copies only.
+    """
+    return LetterRenderer(by_language=template_overrides(getattr(agency, "pk", agency)))
+
+
+def letter_agency_id(letter: Letter) -> int:
+    """The agency that writes a letter: its batch's (older batches: the campaign's lead)."""
+    return letter.batch.agency_id or Campaign.objects.values_list(
+        "agency_id", flat=True).get(pk=letter.campaign_id)
+
+
+def renderer_for(letter: Letter) -> LetterRenderer:
+    return load_renderer(letter_agency_id(letter))
 
 
 # -- letter contents ------------------------------------------------------------------------
@@ -154,8 +217,11 @@ def make_message_id(key: str, sender: str) -> str:
 
 
 def _apply_rendering(letter: Letter, renderer: LetterRenderer) -> None:
-    rendered = renderer.render(letter.kind, letter.context, letter.language,
-                               bilingual=letter.bilingual)
+    try:
+        rendered = renderer.render(letter.kind, letter.context, letter.language,
+                                   bilingual=letter.bilingual)
+    except catalogs.MissingCatalog as exc:
+        raise LetterError(str(exc)) from None  # the batch is not built: nothing half-English
     letter.subject = rendered.subject
     letter.body_text = rendered.text
     letter.body_html = rendered.html
@@ -235,7 +301,7 @@ def build_batch(
                            .values_list("id", "state_changed_at"))
     bilingual = letter_settings(campaign).bilingual
     agency = agency_context(campaign, writer)
-    renderer = load_renderer()
+    renderer = load_renderer(writer)
     batch = Batch.objects.create(
         campaign=campaign, agency=writer, created_by=actor, created_at=now, state_changed_at=now,
         screened=screened,
@@ -391,7 +457,7 @@ def _drop_links(letter: Letter, links: list[LetterHost], *, note: str,
         letter.state = states.CANCELLED
         return False
     letter.context = context
-    _apply_rendering(letter, renderer or load_renderer())
+    _apply_rendering(letter, renderer or renderer_for(letter))
     letter.save(update_fields=["context", "subject", "body_text", "body_html"])
     return True
 
@@ -578,6 +644,12 @@ def send_letter(letter_id: int, *, connection=None,
             Letter.objects.filter(pk=letter.pk).update(claim_token="", claimed_at=None)
             return CANCELLED
         letter.refresh_from_db()
+    missing = catalogs.problem(letter.language)
+    if missing is not None:
+        # This process has no catalog for the letter's language (a deployment that skipped
+        # compile_translations): never send a letter in a language other than the one it says.
+        _finish(letter, token, states.FAILED, error=f"not sent: {missing}")
+        return FAILED
     try:
         message = build_message(letter)
         message.message()  # a header Django refuses (BadHeaderError) fails here, not half-sent

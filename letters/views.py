@@ -166,6 +166,12 @@ def batch_send(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         # the button again is told instead. A batch stuck in "sending" may be resumed.
         return _batch_page(request, campaign, batch, status=409,
                            error=f"batch {batch.pk} has already been sent")
+    if batch.state in (states.APPROVED, states.SENDING):
+        # Nothing leaves without the sender's explicit, current confirmation (the command
+        # line `letters_batch send` is its own confirmation).
+        form = pages.send_form_for(batch, request.POST)
+        if not form.is_valid():
+            return _batch_page(request, campaign, batch, status=400, send_form=form)
     try:
         batch = services.start_sending(batch=batch, actor=request.user)
     except REFUSALS as exc:
@@ -216,7 +222,8 @@ def letter_preview(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     letter = agencies.letter_for(request.user, campaign, pk)
     english = None
     if normalize(letter.language) != ENGLISH:
-        english = services.load_renderer().render(letter.kind, letter.context, ENGLISH)
+        # With the templates of the agency that writes it, as its own text was.
+        english = services.renderer_for(letter).render(letter.kind, letter.context, ENGLISH)
     may_remove = (letter.batch.state in states.EDITABLE_BATCH_STATES
                   and letter.state in (states.DRAFT, states.QUEUED)
                   and has_perm(request.user, "build_batch"))

@@ -4,6 +4,11 @@ anymail's views authenticate a call, parse it into normalised events and send th
 or `inbound` signal for each (letters.receivers records them). Served as they are, three
 things go wrong with hostile or unexpected input, so every view is wrapped:
 
+* Only the ESPs this install uses answer: those named in ANYMAIL_WEBHOOK_ESPS, else the one
+  EMAIL_BACKEND sends through (`enabled_esps`). Every other ESP's URL is a 404, whatever
+  else is set: ANYMAIL_WEBHOOK_SECRET is one secret for all basic-auth ESPs, so setting it
+  for Postmark would otherwise open SendGrid's, SparkPost's, Mailjet's… to anyone who
+  learns it, with forged events they never send.
 * An ESP this install is not set up for (no signing key, a package not installed) raised
   ImproperlyConfigured, a 500, on any stranger's POST: it is a 404 here, logged.
 * An ESP whose only protection is HTTP basic auth accepted anyone's events (with a warning)
@@ -25,6 +30,7 @@ import warnings
 
 import requests
 from anymail.exceptions import AnymailImproperlyInstalled, AnymailInsecureWebhookWarning
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
@@ -37,6 +43,22 @@ log = logging.getLogger(__name__)
 # anymail warns on every request that an ESP relying on basic auth has none; the guard below
 # refuses such calls instead, so the warning would only fill the logs.
 warnings.filterwarnings("ignore", category=AnymailInsecureWebhookWarning)
+
+
+def esp_of(view_class: type) -> str:
+    """The ESP's name as in its URL and backend module (`anymail.webhooks.mailgun` → mailgun)."""
+    return view_class.__module__.rsplit(".", 1)[-1]
+
+
+def enabled_esps() -> frozenset[str]:
+    """The ESPs whose webhooks answer: ANYMAIL_WEBHOOK_ESPS, else EMAIL_BACKEND's ESP."""
+    listed = getattr(settings, "ANYMAIL_WEBHOOK_ESPS", None)
+    if listed is not None:
+        return frozenset(name.strip().lower() for name in listed if name.strip())
+    backend = getattr(settings, "EMAIL_BACKEND", "")
+    if backend.startswith("anymail.backends."):
+        return frozenset({backend.split(".")[2]})
+    return frozenset()
 
 
 class MalformedWebhook(SuspiciousOperation):
@@ -80,9 +102,14 @@ def guarded_view(view_class: type, initkwargs: dict | None = None):
     initkwargs = dict(initkwargs or {})
     guarded_class = type(f"Guarded{view_class.__name__}", (_Guarded, view_class), {})
     inner = guarded_class.as_view(**initkwargs)
+    esp = esp_of(view_class)
 
     @csrf_exempt
     def view(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if esp not in enabled_esps():
+            log.warning("%s webhook called but this site does not use %s "
+                        "(ANYMAIL_WEBHOOK_ESPS)", view_class.esp_name, esp)
+            return HttpResponseNotFound("no such webhook here", content_type="text/plain")
         try:
             probe = guarded_class(**initkwargs)
             if getattr(probe, "warn_if_no_basic_auth", False) and not getattr(

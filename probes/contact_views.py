@@ -16,7 +16,12 @@ from campaign import selectors as campaign_selectors
 from campaign.roles import has_perm
 from campaign.views import require_perm
 from probes.contacts import pages, services, tasks
-from probes.contacts.forms import ContactOverrideForm, ContactRunForm, SuppressionForm
+from probes.contacts.forms import (
+    ContactOverrideForm,
+    ContactRunForm,
+    SuppressionForm,
+    SuppressionRemoveForm,
+)
 from probes.contacts.models import ContactRun
 
 
@@ -96,6 +101,8 @@ def suppression_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if not may_edit:
             raise PermissionDenied("your role may not edit the do-not-contact list")
+        if "remove" in request.POST:
+            return _suppression_remove(request)
         form = SuppressionForm(request.POST)
         if form.is_valid():
             try:
@@ -108,10 +115,29 @@ def suppression_list(request: HttpRequest) -> HttpResponse:
                 return redirect("suppression_list")
     elif may_edit:
         form = SuppressionForm()
-    query = request.GET.get("q", "")[:254]
+    # PostgreSQL refuses NUL (and a search for control characters finds nothing anyway).
+    query = "".join(ch for ch in request.GET.get("q", "") if ch.isprintable())[:254]
     return render(request, "contacts/suppression_list.html", {
         "form": form,
         "query": query,
         "entries": pages.suppression_page(query=query, page=request.GET.get("page"),
                                           user=request.user),
     }, status=400 if form is not None and form.errors else 200)
+
+
+def _suppression_remove(request: HttpRequest) -> HttpResponse:
+    """The row's "Remove…" form: a reason and a ticked confirmation, then the service."""
+    form = SuppressionRemoveForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "To remove an entry, say why and tick the confirmation.")
+        return redirect("suppression_list")
+    try:
+        done = services.unsuppress(value=form.cleaned_data["value"], actor=request.user,
+                                   reason=form.cleaned_data["reason"])
+    except services.ContactError as exc:
+        messages.error(request, str(exc))
+        return redirect("suppression_list")
+    messages.success(request, f"{done.value} is off the do-not-contact list; "
+                              f"{done.hosts} host{'s' if done.hosts != 1 else ''} "
+                              "may be written to again.")
+    return redirect("suppression_list")

@@ -708,13 +708,18 @@ class Lab:
         self.whois = WhoisServer(host=self.address(WHOIS_OCTET), port=WHOIS_PORT, name="lab")
         self.servers = [
             LabServer(h.handler, host=self.address(h.octet), port=h.port,
-                      options={**dict(h.options), "upstream": f"{self.base}.0/24"})
+                      options={**dict(h.options), "upstream": self.network})
             for h in HOSTS if h.handler is not None
         ]
         self._prepare_registries()
 
     def address(self, octet: int) -> str:
         return f"{self.base}.{octet}"
+
+    @property
+    def network(self) -> str:
+        """The lab's addresses: `base`.0/24 (every listener and every demo feed host)."""
+        return f"{self.base}.0/24"
 
     @property
     def rdap_base_url(self) -> str:
@@ -727,7 +732,9 @@ class Lab:
     def environment(self) -> dict[str, str]:
         """The settings that point the product at this lab (what bin/dev exports)."""
         return {
-            "PROBE_ALLOWED_NETWORKS": "127.0.0.0/8",
+            # The lab's own /24, not all of loopback: a feed line 127.0.0.1 must be refused,
+            # not probed on this machine's own mail and proxy ports.
+            "PROBE_ALLOWED_NETWORKS": self.network,
             "PROBE_CANARY_ADDR": f"{self.address(CANARY_OCTET)}:{CANARY_PORT}",
             "PROBE_CANARY_DOMAIN": CANARY_DOMAIN,
             "RDAP_BOOTSTRAP_URL": self.bootstrap_url,

@@ -222,7 +222,7 @@ def test_the_lab_only_ever_binds_loopback():
 @pytest.mark.django_db
 def test_seed_demo_imports_the_lab_feeds(settings):
     settings.DEBUG = True
-    settings.PROBE_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    settings.PROBE_ALLOWED_NETWORKS = ["127.0.42.0/24"]
     out = _call_seed_demo()
     assert "lab-relays.txt: lines=9 added=8 known=0 rejected=0" in out
     assert "lab-proxies.txt: lines=5 added=4 known=0 rejected=0" in out
@@ -236,11 +236,84 @@ def test_seed_demo_refuses_an_older_demo_campaign_with_real_addresses(settings, 
     from campaign.services import create_campaign
 
     settings.DEBUG = True
-    settings.PROBE_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    settings.PROBE_ALLOWED_NETWORKS = ["127.0.42.0/24"]
     demo = create_campaign(slug="demo", agency_name=agency.name, kinds="relay,proxy")
     Host.objects.create(campaign=demo, ip="36.138.116.5", kinds=kinds.PROXY)
     with pytest.raises(CommandError, match="1 real Internet addresses .e.g. 36.138.116.5"):
         _call_seed_demo()
+
+
+@pytest.mark.django_db
+def test_seed_demo_moves_the_feeds_to_the_labs_base(settings):
+    # bin/dev's LAB_BASE: the lab, the allowlist and the demo hosts move together.
+    settings.DEBUG = True
+    settings.PROBE_ALLOWED_NETWORKS = [f"{BASE}.0/24"]
+    out = _call("seed_demo", "--lab-base", BASE)
+    assert "lab-relays.txt: lines=9 added=8 known=0 rejected=0" in out
+    ips = set(Host.objects.filter(campaign__slug="demo").values_list("ip", flat=True))
+    assert ips == {f"{BASE}.{octet}" for octet in EXPECTED}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("allowed", [["127.0.0.0/8"], ["127.0.42.0/24", "127.0.0.1/32"],
+                                     ["127.0.0.0/16"], ["127.0.42.0/24", "::1/128"]])
+def test_seed_demo_refuses_an_allowlist_wider_than_the_lab(settings, allowed):
+    settings.DEBUG = True
+    settings.PROBE_ALLOWED_NETWORKS = allowed
+    with pytest.raises(CommandError, match="loopback beyond the demo lab .127.0.42.0/24."):
+        _call_seed_demo()
+    assert not Campaign.objects.filter(slug="demo").exists()
+
+
+@pytest.mark.django_db
+def test_under_the_lab_settings_a_feed_line_for_this_machine_is_refused(
+    campaign, lab_settings, tmp_path
+):
+    # The issue: with all of 127.0.0.0/8 allowed, `127.0.0.1` was imported and probed on the
+    # developer's own ports 25/587. Only the lab's /24 is allowed now.
+    assert lab_settings.PROBE_ALLOWED_NETWORKS == [f"{BASE}.0/24"]
+    feed = tmp_path / "mixed.txt"
+    feed.write_text(f"127.0.0.1\n127.0.1.1\n{BASE}.17\n")
+    done = execute_import(create_import(campaign=campaign, source=str(feed), fmt="ip",
+                                        kind="relay").pk)
+    assert done.summary_line == "lines=3 added=1 known=0 rejected=2"
+    assert list(Host.objects.filter(campaign=campaign).values_list("ip", flat=True)) == [
+        f"{BASE}.17"]
+
+
+@pytest.mark.django_db
+def test_hosts_outside_the_lab_show_as_refused_not_as_errors(
+    client, alice, campaign, lab_settings, outbound
+):
+    lab_settings.PROBE_LAB_ONLY = True
+    # A real feed imported into the demo: public addresses, which lab-only mode never probes.
+    outside = [Host.objects.create(campaign=campaign, ip=ip, kinds=kinds.RELAY)
+               for ip in ("36.138.116.5", "36.138.116.6")]
+    Host.objects.create(campaign=campaign, ip=f"{BASE}.18", kinds=kinds.RELAY)
+
+    run = probe_services.execute_probe_run(probe_services.start_probe_run(campaign))
+
+    # The CLI line keeps its four verdicts; the pages tell the refusal apart.
+    # (the lab host has no feed port: the default relay ports 25/587, where the lab is silent)
+    assert run.summary_line == "probed=3 open=0 not_open=0 unreachable=1 error=2"
+    from probes.verification import selectors
+
+    assert selectors.shown_counts(run) == {"open": 0, "not_open": 0, "unreachable": 1,
+                                           "error": 0, "refused_outside_lab": 2}
+    client.force_login(alice)
+    page = client.get(f"/c/{campaign.slug}/").content.decode()
+    box = page.split('id="latest-probe-run"', 1)[1].split("</dl>", 1)[0]
+    tiles = dict(re.findall(r'<dt>([^<]+)</dt><dd data-field="[^"]+">(\d+)</dd>', box))
+    assert tiles == {"Open": "0", "Not open": "0", "Unreachable": "1", "Error": "0",
+                     "Refused: outside the lab": "2"}
+    status = client.get(f"/c/{campaign.slug}/probes/{run.pk}/status.json").json()
+    assert status["shown"]["refused_outside_lab"] == 2 and status["shown"]["error"] == 0
+    assert status["by_verdict"]["error"] == 2  # the API's counts stay the CLI's
+    host_page = client.get(f"/c/{campaign.slug}/hosts/{outside[0].ip}/").content.decode()
+    assert "Refused: outside the lab" in host_page
+    assert ">Error<" not in host_page
+    # Nothing was sent to them: not even a connect.
+    assert not [h for what, h in outbound if what == "connect" and h.startswith("36.")]
 
 
 def test_seed_demo_refuses_without_the_loopback_allowlist(tmp_path):
@@ -270,7 +343,7 @@ def test_seed_demo_refuses_without_the_loopback_allowlist(tmp_path):
 def test_run_lab_prints_the_settings_bin_dev_exports():
     out = _call("run_lab", "--print-env", "--bind-base", "127.0.42")
     assert out.splitlines() == [
-        "export PROBE_ALLOWED_NETWORKS=127.0.0.0/8",
+        "export PROBE_ALLOWED_NETWORKS=127.0.42.0/24",
         "export PROBE_CANARY_ADDR=127.0.42.250:8025",
         "export PROBE_CANARY_DOMAIN=canary.lab.example",
         "export RDAP_BOOTSTRAP_URL=http://127.0.42.251:8080/bootstrap/",

@@ -268,7 +268,8 @@ def test_a_reviewer_approves_staff_send_and_the_letters_reach_the_outbox(
     page = body(client.get(url("batch_detail", campaign.slug, batch.pk)))
     assert "Send 3 letters" in page
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        response = client.post(url("batch_send", campaign.slug, batch.pk))
+        response = client.post(url("batch_send", campaign.slug, batch.pk),
+                               {"confirm": "on", "letters": "3"})
     assert len(callbacks) == 1
     assert sorted(m.to[0] for m in mailoutbox) == [
         "abuse@isp.de.example", "abuse@isp.us.example", "noc@isp.jp.example"]

@@ -209,7 +209,8 @@ def _routes(w):
     """
     slug = w.joint.slug
     rows = [
-        ("campaign_list", "get", "all", ()), ("review_queue", "get", "all", ()),
+        ("campaign_list", "get", "all", ()), ("campaign_create", "get", "all", ()),
+        ("review_queue", "get", "all", ()),
         ("suppression_list", "get", "all", ()),
         ("campaign_detail", "get", "campaign", (slug,)),
         ("import_create", "get", "campaign", (slug,)),
@@ -457,9 +458,7 @@ def test_letters_batch_create_builds_for_the_agency_asked_only_for_unbound_users
     assert Batch.objects.filter(agency=world.lead).count() == 1
 
 
-def test_the_do_not_contact_list_shows_each_agency_its_own_entries_but_binds_everyone(
-    client, world
-):
+def test_the_do_not_contact_list_shows_every_entry_and_binds_everyone(client, world):
     from probes.contacts.models import Suppression
     from probes.contacts.selectors import is_suppressed
     from probes.contacts.services import suppress
@@ -469,11 +468,13 @@ def test_the_do_not_contact_list_shows_each_agency_its_own_entries_but_binds_eve
     suppress(value="noc@partner-only.example", actor=u.b, reason="partner: letter 7 bounced")
     suppress(value="shared.example", actor=None, reason="operation-wide", source="bounce")
     assert Suppression.objects.get(value="noc@lead-only.example").agency_id == world.lead.pk
-    for user, mine, theirs in ((u.a, "lead-only", "partner-only"),
-                               (u.b, "partner-only", "lead-only")):
+    for user, mine, theirs in ((u.a, "lead", "partner"), (u.b, "partner", "lead")):
         client.force_login(user)
         page = _page(client, "suppression_list")
-        assert f"noc@{mine}.example" in page and "shared.example" in page
-        assert f"noc@{theirs}.example" not in page
-    # Listing is per agency; the list itself binds every agency's sending.
+        # Every entry binds every agency, so each sees them all with who made them ...
+        assert f"noc@{mine}-only.example" in page and "shared.example" in page
+        assert f"noc@{theirs}-only.example" in page
+        # ... but reads only its own reasons (another's may name its letters).
+        assert f"{mine}: " in page and f"{theirs}: " not in page
+    # The list binds every agency's sending.
     assert is_suppressed("noc@lead-only.example") and is_suppressed("noc@partner-only.example")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import template
 
 from letters import states
-from letters.languages import LANGUAGE_NAMES, normalize
+from letters.languages import LANGUAGE_NAMES, bcp47, normalize
 
 register = template.Library()
 
@@ -43,11 +43,18 @@ def kind_label(code: str) -> str:
 
 @register.filter
 def language_name(code: str) -> str:
-    """`ja` → `日本語 (ja)`; a tag we have no letters in is shown as it is."""
+    """`ja` → `日本語 (ja)`, `pt-br` → `Português (Brasil) (pt-BR)`; a tag we have no letters
+    in is shown as it is (in BCP 47 casing, like every code staff see)."""
     normal = normalize(code)
     if normal is None:
-        return code or "—"
-    return f"{LANGUAGE_NAMES[normal]} ({code})"
+        return bcp47(code) if code else "—"
+    return f"{LANGUAGE_NAMES[normal]} ({bcp47(code)})"
+
+
+@register.filter
+def language_code(code: str) -> str:
+    """A bare language code as staff see it: `pt-br` → `pt-BR` (one spelling everywhere)."""
+    return bcp47(code) if code else "—"
 
 
 @register.filter

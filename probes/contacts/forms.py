@@ -43,3 +43,11 @@ class SuppressionForm(forms.Form):
     )
     reason = forms.CharField(label="Reason", max_length=1000,
                              widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class SuppressionRemoveForm(forms.Form):
+    value = forms.CharField(widget=forms.HiddenInput, max_length=254)
+    reason = forms.CharField(label="Why remove it", max_length=1000,
+                             widget=forms.Textarea(attrs={"rows": 2}))
+    confirm = forms.BooleanField(
+        label="Yes: letters may go to this address (or domain) again", required=True)

@@ -8,7 +8,7 @@ from django.http import Http404
 
 from campaign.models import Campaign, Host
 from campaign.roles import has_perm
-from probes.contacts import selectors
+from probes.contacts import selectors, services
 from probes.contacts.forms import ContactOverrideForm, ContactRunForm
 from probes.contacts.models import Contact, ContactOverride, ContactRun, Suppression
 
@@ -69,19 +69,30 @@ def host_panel(user, host: Host, *, form: ContactOverrideForm | None = None) -> 
     if form is None and has_perm(user, "resolve_contacts"):
         initial = {"email": contact.email} if contact and contact.email else {}
         form = ContactOverrideForm(initial=initial)
-    return {"contact": contact, "contact_overrides": overrides, "contact_override_form": form}
+    suppression = None
+    if contact is not None and contact.status == Contact.SUPPRESSED:
+        suppression = selectors.suppression_for(contact.email)
+    return {"contact": contact, "contact_overrides": overrides, "contact_override_form": form,
+            "contact_suppression": suppression}
+
+
+def reason_visible(user, entry: Suppression) -> bool:
+    """Whether `user` may read an entry's reason: it may name another agency's letters."""
+    from campaign.agencies import viewer_agency_id
+
+    agency_id = viewer_agency_id(user)
+    return agency_id is None or entry.agency_id in (None, agency_id)
 
 
 def suppression_page(*, query: str = "", page: str | int | None = None, user=None) -> Page:
-    from django.db.models import Q
-
-    from campaign.agencies import viewer_agency_id
-
-    qs = Suppression.objects.select_related("created_by").order_by("value")
-    agency_id = viewer_agency_id(user)
-    if agency_id is not None:
-        # Another agency's entries (and their reasons) stay out of this agency's list.
-        qs = qs.filter(Q(agency_id=agency_id) | Q(agency__isnull=True))
+    """Every entry, whoever made it: the list binds every agency's letters, so each agency
+    sees what stops its own (with who made it); another agency's reasons stay hidden."""
+    qs = Suppression.objects.select_related("created_by", "agency").order_by("value")
     if query:
         qs = qs.filter(value__icontains=query.strip().lower())
-    return Paginator(qs, SUPPRESSIONS_PER_PAGE).get_page(page)
+    entries = Paginator(qs, SUPPRESSIONS_PER_PAGE).get_page(page)
+    entries.object_list = list(entries.object_list)
+    for entry in entries.object_list:
+        entry.reason_visible = reason_visible(user, entry)
+        entry.removable = services.may_remove_suppression(user, entry)
+    return entries

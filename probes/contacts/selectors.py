@@ -41,6 +41,35 @@ def host_contact(host) -> dict | None:
         "server": contact.server,
         "handle": contact.handle,
         "fetched_at": contact.fetched_at.isoformat() if contact.fetched_at else None,
+        "suppressed_by": (suppression_data(suppression_for(contact.email))
+                          if contact.status == Contact.SUPPRESSED else None),
+    }
+
+
+def suppression_for(email: str) -> Suppression | None:
+    """The entry that keeps letters from `email`: its address entry, else the closest domain."""
+    address = (email or "").strip().lower()
+    labels = address.rpartition("@")[2].split(".")
+    domains = [".".join(labels[i:]) for i in range(len(labels) - 1)]
+    found = {e.value: e for e in Suppression.objects.select_related("agency", "created_by")
+             .filter(value__in=[address, *domains])}
+    for candidate in (address, *domains):  # the address first, then the longest domain
+        if candidate in found:
+            return found[candidate]
+    return None
+
+
+def suppression_data(entry: Suppression | None) -> dict | None:
+    """Who put an entry on the list and when (for JSON; the reason may name their letters)."""
+    if entry is None:
+        return None
+    return {
+        "value": entry.value,
+        "kind": entry.kind,
+        "source": entry.source,
+        "agency": entry.agency.name if entry.agency else None,
+        "by": entry.created_by.get_username() if entry.created_by else None,
+        "created_at": entry.created_at.isoformat(),
     }
 
 

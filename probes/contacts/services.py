@@ -22,7 +22,7 @@ from django.utils import timezone
 from campaign import outbound, states
 from campaign.addresses import AddressRejected, parse_ip
 from campaign.audit import record
-from campaign.hosts import transition_host, transition_hosts
+from campaign.hosts import fill_countries, transition_host, transition_hosts
 from campaign.models import Campaign, Host
 from campaign.roles import has_perm
 from probes.contacts import rdap, whois
@@ -263,7 +263,7 @@ def resolve_hosts(
         done = 0
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start:start + CHUNK]
-            _resolve_chunk(chunk, lookup, cache, suppressed, summary)
+            _resolve_chunk(chunk, lookup, cache, suppressed, summary, campaign_id=campaign.pk)
             done += len(chunk)
             summary.queries = lookup.counter.total
             if progress is not None:
@@ -281,8 +281,11 @@ def _resolve_chunk(
     cache: _NetworkCache,
     suppressed: SuppressionList,
     summary: ResolveSummary,
+    *,
+    campaign_id: int,
 ) -> None:
     now = timezone.now()
+    countries = {row[0]: row[3] for row in chunk}  # the host's own (feed) country
     existing = {
         c.host_id: c for c in Contact.objects.filter(host_id__in=[row[0] for row in chunk])
     }
@@ -332,6 +335,10 @@ def _resolve_chunk(
         )
         _bulk_transition(to_resolved, states.CONTACT_RESOLVED, "abuse contact resolved")
         _bulk_transition(to_no_contact, states.NO_CONTACT, "no usable abuse contact")
+        # Hosts the feed gave no country take their network's (dashboard, host page, report).
+        if upserts:
+            fill_countries(campaign_id, {c.host_id: c.country for c in upserts
+                                         if c.country and not countries[c.host_id]})
 
 
 def _contact_for(
@@ -384,19 +391,32 @@ def _contact_for(
     return contact
 
 
-def _bulk_transition(host_ids: list[int], target: str, reason: str) -> None:
+def _bulk_transition(host_ids: list[int], target: str, reason: str, *, actor=None,
+                     sources: Iterable[str] | None = None) -> int:
+    """Move the hosts that may go to `target` (from `sources` only, if given); audited.
+
+    One audit event per campaign, not per host: a million-host campaign stays writable, and
+    a suppression (which spans campaigns) shows in each campaign's own log.
+    """
     if not host_ids:
-        return
+        return 0
+    allowed = states.sources_for(target)
+    if sources is not None:
+        allowed = allowed & frozenset(sources)
     movable = list(
-        Host.objects.filter(pk__in=host_ids, state__in=states.sources_for(target))
-        .values_list("pk", "campaign_id")
+        Host.objects.filter(pk__in=host_ids, state__in=allowed).values_list("pk", "campaign_id")
     )
-    moved = transition_hosts([pk for pk, _ in movable], target, reason=reason)
-    if moved:
-        # One audit event per chunk, not per host: a million-host campaign stays writable.
-        record("host.transition_bulk", campaign_id=movable[0][1],
-               data={"to": target, "reason": reason, "count": moved,
-                     "host_ids": [pk for pk, _ in movable]})
+    by_campaign: dict[int, list[int]] = {}
+    for pk, campaign_id in movable:
+        by_campaign.setdefault(campaign_id, []).append(pk)
+    total = 0
+    for campaign_id, ids in by_campaign.items():
+        moved = transition_hosts(ids, target, reason=reason)
+        if moved:
+            total += moved
+            record("host.transition_bulk", actor=actor, campaign_id=campaign_id,
+                   data={"to": target, "reason": reason, "count": moved, "host_ids": ids})
+    return total
 
 
 # --- runs (foreground and background) ------------------------------------------------------
@@ -578,15 +598,7 @@ def suppress(
         raise PermissionDenied(f"{actor} may not edit the do-not-contact list")
     if not reason or not reason.strip():
         raise ContactError("say why (--reason): the do-not-contact list must be explained")
-    text = (value or "").strip().lower()
-    if "@" in text:
-        normal = clean_email(text)
-        kind = Suppression.ADDRESS
-    else:
-        normal = _clean_domain(text)
-        kind = Suppression.DOMAIN
-    if not normal:
-        raise ContactError(f"{value!r} is neither an e-mail address nor a domain name")
+    normal, kind = _suppression_value(value)
     with transaction.atomic():
         entry, created = Suppression.objects.get_or_create(
             value=normal, defaults={"kind": kind, "reason": reason.strip(), "source": source,
@@ -610,8 +622,94 @@ def suppress(
                 updated_at=timezone.now(),
             )
             _bulk_transition([host_id for _, host_id in hits], states.NO_CONTACT,
-                             f"contact suppressed: {normal}")
+                             f"contact suppressed: {normal}", actor=actor)
     return entry
+
+
+def _suppression_value(value: str) -> tuple[str, str]:
+    """(normalised value, kind) of an address or a domain, else ContactError."""
+    text = (value or "").strip().lower()
+    if "@" in text:
+        normal = clean_email(text)
+        kind = Suppression.ADDRESS
+    else:
+        normal = _clean_domain(text)
+        kind = Suppression.DOMAIN
+    if not normal:
+        raise ContactError(f"{value!r} is neither an e-mail address nor a domain name")
+    return normal, kind
+
+
+def may_remove_suppression(actor, entry: Suppression) -> bool:
+    """Only the agency that made an entry takes it off again, or an admin bound to none.
+
+    The list binds every agency's letters, so one agency must not undo another's "stop".
+    """
+    from campaign.agencies import viewer_agency_id
+
+    if actor is None or not has_perm(actor, "resolve_contacts"):
+        return False
+    agency_id = viewer_agency_id(actor)
+    if agency_id is None and has_perm(actor, "change_campaign"):
+        return True
+    return entry.agency_id == agency_id
+
+
+@dataclass
+class Unsuppressed:
+    value: str
+    kind: str
+    contacts: int  # contacts usable again
+    hosts: int  # hosts back from no_contact to contact_resolved
+
+    @property
+    def line(self) -> str:
+        return (f"removed={self.value} kind={self.kind} contacts={self.contacts} "
+                f"hosts={self.hosts}")
+
+
+def unsuppress(*, value: str, actor, reason: str) -> Unsuppressed:
+    """Take an entry off the do-not-contact list (audited, with the entry as it was).
+
+    Contacts it suppressed that no other entry covers are usable again, and their hosts that
+    it moved out of the letter queue come back (no_contact → contact_resolved).
+    """
+    if not reason or not reason.strip():
+        raise ContactError("say why (--reason): removing an entry must be explained")
+    normal, _kind = _suppression_value(value)
+    with transaction.atomic():
+        entry = (Suppression.objects.select_for_update(of=("self",))
+                 .select_related("agency", "created_by").filter(value=normal).first())
+        if entry is None:
+            raise ContactError(f"{normal} is not on the do-not-contact list")
+        if not may_remove_suppression(actor, entry):
+            owner = entry.agency.name if entry.agency else "an administrator bound to no agency"
+            raise PermissionDenied(
+                f"{actor or 'nobody'} may not remove {normal}: only {owner} may")
+        was = {"value": entry.value, "kind": entry.kind, "reason": entry.reason,
+               "source": entry.source, "agency": entry.agency.name if entry.agency else None,
+               "created_by": entry.created_by.get_username() if entry.created_by else None,
+               "created_at": entry.created_at.isoformat()}
+        removed = SuppressionList([entry])
+        remaining = SuppressionList(Suppression.objects.exclude(pk=entry.pk))
+        freed = [
+            (c.pk, c.host_id) for c in Contact.objects.filter(status=Contact.SUPPRESSED)
+            .filter(email__iendswith=normal).only("pk", "host_id", "email")
+            if removed.matches(c.email) and not remaining.matches(c.email)
+        ]
+        hosts = 0
+        if freed:
+            Contact.objects.filter(pk__in=[pk for pk, _ in freed]).update(
+                status=Contact.RESOLVED, last_error="", updated_at=timezone.now())
+            hosts = _bulk_transition([host_id for _, host_id in freed], states.CONTACT_RESOLVED,
+                                     f"taken off the do-not-contact list: {normal}",
+                                     actor=actor, sources=[states.NO_CONTACT])
+        # The audit event keeps the entry as it was: the row itself goes.
+        record("contact.unsuppress", actor=actor, obj=entry,
+               data={**was, "removal_reason": reason.strip(), "contacts": len(freed),
+                     "hosts": hosts})
+        entry.delete()
+    return Unsuppressed(value=normal, kind=was["kind"], contacts=len(freed), hosts=hosts)
 
 
 def _clean_domain(text: str) -> str | None:

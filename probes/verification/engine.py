@@ -59,6 +59,7 @@ class HostOutcome:
     ip: str
     outcomes: list[CheckOutcome] = field(default_factory=list)
     refused: str = ""  # the address policy refused the target: nothing was sent
+    refused_code: str = ""  # why, as outbound.TargetRefused's code (`lab_only`, `reserved`…)
 
     @property
     def verdict(self) -> str:
@@ -126,6 +127,7 @@ class Engine:
         except outbound.TargetRefused as exc:
             # Never connect, not even once: the caller records why.
             result.refused = str(exc)
+            result.refused_code = exc.code
             return result
         net = network_of(plan.ip)
         by_port: dict[int, list[str]] = defaultdict(list)

@@ -275,8 +275,10 @@ def record_host_outcome(run: ProbeRun, host: Host, outcome: HostOutcome, plan: H
             return False
         if outcome.refused:
             rows = [
+                # Still verdict `error` (the CLI's four verdicts), but marked: the pages show
+                # a lab-only refusal as "refused: outside the lab", not as a breakage.
                 ProbeResult(run=run, host=host, check_name=check, port=port, verdict=ERROR,
-                            error=outcome.refused[:500],
+                            error=outcome.refused[:500], details={"refused": outcome.refused_code},
                             transcript="* not probed: " + outcome.refused)
                 for check, port in plan.checks
             ]

@@ -2,7 +2,8 @@
 // copy values into the elements named by `data-field` ("done", "by_verdict.open", …) until the
 // JSON says `finished`, then reload once so the server renders the final page.
 // A <progress> gets the value; the `status_label` element also gets a `status-<status>` class;
-// the `error` element is shown only when there is an error.
+// the `error` element is shown only when there is an error. Elements elsewhere on the page
+// marked `data-progress-of="<box id>"` get the same values, so no text there goes stale.
 (function () {
   "use strict";
 
@@ -35,12 +36,15 @@
   function follow(box) {
     var url = box.getAttribute("data-status-url");
     var delay = 500;
+    var outside = box.id
+      ? document.querySelectorAll('[data-progress-of="' + box.id + '"]') : [];
 
     function poll() {
       fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
         .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
         .then(function (data) {
           render(box, data);
+          outside.forEach(function (el) { render(el, data); });
           if (data.finished) { window.location.reload(); return; }
           // Back off gently: a long run should not cost a request every half second.
           delay = Math.min(delay * 1.5, 3000);

@@ -99,6 +99,7 @@ def test_staff_build_a_batch_a_reviewer_approves_it_and_the_letters_are_sent(
 
     login(page, "bob")
     page.goto(f"/c/{campaign.slug}/batches/{batch.pk}/")
+    page.get_by_label("I confirm sending 3 letters to 3 recipients").check()
     page.get_by_role("button", name="Send 3 letters").click()
     expect(page.locator("#batch-state")).to_have_text("Sent")
     expect(page.locator("#batch-progress .lcount-sent dd")).to_have_text("3")

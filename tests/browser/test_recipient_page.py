@@ -174,3 +174,35 @@ def test_the_progress_script_follows_a_running_retest_until_it_ends(page, campai
     expect(page.locator("#retest-result")).to_be_visible(timeout=15_000)
     expect(page.locator("#retest-progress")).to_have_count(0)
     assert errors == []
+
+
+def test_at_390_px_the_page_fits_and_its_form_controls_are_styled(page, owners):
+    """A phone: nothing wider than the screen; the language select and the time-zone field
+    look like the text areas (border, padding, full width), the zone suggested is the
+    contact's country's, the questions are the relay ones, and the re-test result is said
+    once."""
+    _, hosts, letters = owners
+    errors = watch_console(page)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(path_of(letters["ja"]))
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    expect(page.locator("#time-zone")).to_have_attribute("placeholder", "Asia/Tokyo")
+    styles = page.evaluate("""() => ['#letter-language', '#time-zone', '#message-text']
+        .map(sel => { const s = getComputedStyle(document.querySelector(sel));
+                      const r = document.querySelector(sel).getBoundingClientRect();
+                      return [s.borderTopWidth, s.borderTopColor, s.borderTopLeftRadius,
+                              s.paddingLeft, s.fontSize, Math.round(r.width)]; })""")
+    select, zone, textarea = styles
+    assert select == textarea and zone == textarea, styles
+    expect(page.locator("#self-check li")).to_have_count(6)
+    expect(page.locator("#self-check [data-kind='relay']")).to_be_visible()
+    expect(page.locator("#self-check [data-kind='proxy']")).to_have_count(0)
+    expect(page.locator("#found .r-evidence")).not_to_contain_text("(plain)")
+    screenshot(page, "recipient-page-390-ja")
+    page.get_by_role("button", name=RETEST_BUTTON["ja"]).click()
+    expect(page.locator("#retest-result li")).to_have_count(1)
+    result = page.locator("#retest-result").inner_text()
+    assert result.count("まだ開放されています") == 1, result  # the list only, no summary line
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(page, "recipient-page-390-ja-retest")
+    assert errors == []

@@ -155,6 +155,7 @@ def test_whois_supplies_the_abuse_address_rdap_lacks(registries, campaign):
         "server": registries[1].addr("afrinic"),
         "handle": "SLNR1-AFRINIC",
         "fetched_at": None,
+        "suppressed_by": None,
     }
     json.dumps(selectors.host_contact(host))  # ready for --json output
 

@@ -19,6 +19,10 @@ MAILERSEND_INBOUND_SECRET = "mailersend-inbound-secret"
 MANDRILL_KEY = "mandrill-webhook-key"
 MANDRILL_URL = "https://sys.example/anymail/mandrill/"
 UNISENDER_KEY = "unisender-go-api-key-0123456789"
+# Every ESP anymail serves webhooks for, by its URL name (ANYMAIL_WEBHOOK_ESPS).
+ALL_ESPS = ["amazon_ses", "brevo", "mailersend", "mailgun", "mailjet", "mailtrap", "mandrill",
+            "postal", "postmark", "resend", "sendgrid", "sendinblue", "sparkpost",
+            "unisender_go"]
 
 
 @pytest.fixture
@@ -36,6 +40,7 @@ def webhook_settings(settings):
         "BREVO_API_KEY": "brevo-key", "SENDINBLUE_API_KEY": "brevo-key",
         "MAILTRAP_API_TOKEN": "mailtrap-token", "RESEND_API_KEY": "resend-key",
     }
+    settings.ANYMAIL_WEBHOOK_ESPS = ALL_ESPS
     settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
     return settings
 

@@ -10,7 +10,9 @@ for hours of work or gigabytes of memory (letters/sandbox.py refuses them, fast)
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import signal
 import time
 
 import pytest
@@ -179,3 +181,174 @@ def test_the_budget_leaves_room_for_the_largest_real_letters():
     for kind in ("first_notice", "second_notice"):
         rendered = LetterRenderer().render(kind, context, "de", bilingual=True)
         assert rendered.text.count("192.0.2.") >= 2000
+
+
+# --- work done in C: comparisons, `in`, sorting, joining (issue 14, point 5) ---------------
+# A comparison or a filter over a list runs at C speed and is one Jinja operation: before the
+# sandbox charged operands by their size, `{% if x in big %}` in a loop took 32 s. The test
+# values count what C did to them, so each test asserts that the *work done* was bounded by
+# the budget, not how fast the machine happened to be.
+
+class Counted:
+    """An item that counts every comparison, hash and str() done on it."""
+
+    calls = 0
+
+    def __eq__(self, other):
+        Counted.calls += 1
+        return False
+
+    def __lt__(self, other):
+        Counted.calls += 1
+        return False
+
+    __gt__ = __le__ = __ge__ = __lt__
+
+    def __hash__(self):
+        Counted.calls += 1
+        return 1
+
+    def __str__(self):
+        Counted.calls += 1
+        return "c"
+
+    def seen(self):  # called once per loop iteration a template gets through
+        Counted.calls += 1
+        return ""
+
+
+BIG = "{% set big = [probe] * 20000 %}"
+WORK_BOMBS = [
+    # containment: each `in` goes through all of big (int == Counted asks Counted)
+    BIG + "{% for i in range(30000) %}{% if i in big %}{% endif %}{% endfor %}",
+    BIG + "{% for i in range(30000) %}{% if i not in big %}{% endif %}{% endfor %}",
+    BIG + "{% for i in range(30000) %}{% if i is in big %}{% endif %}{% endfor %}",
+    BIG + "{{ range(30000)|select('in', big)|list|length }}",
+    # comparisons nested in loops, a list against a list
+    BIG + "{% for i in range(30000) %}{% for j in range(3) %}{% if big == [0] * 20000 %}"
+    "{% endif %}{% endfor %}{% endfor %}",
+    # filters going through the whole list, again and again
+    BIG + "{% for i in range(30000) %}{{ big|sort|first|string }}{% endfor %}",
+    BIG + "{% for i in range(30000) %}{{ big|unique|list|length }}{% endfor %}",
+    BIG + "{% for i in range(30000) %}{{ big|join|length }}{% endfor %}",
+    BIG + "{% for i in range(30000) %}{{ big|max|string }}{% endfor %}",
+    BIG + "{% for i in range(30000) %}{{ big.count(0) }}{% endfor %}",
+]
+# string `in` and searches on a huge string: probe.seen() counts the iterations got through
+HAY_BOMBS = [
+    "{% set hay = 'x' * 400000 %}{% for i in range(30000) %}{{ probe.seen() }}"
+    "{% if 'needle' in hay %}{% endif %}{% endfor %}",
+    "{% set hay = 'x' * 400000 %}{% for i in range(30000) %}{{ probe.seen() }}"
+    "{{ hay.count('y') }}{% endfor %}",
+    "{% set hay = 'x' * 400000 %}{% for i in range(30000) %}{{ probe.seen() }}"
+    "{{ hay[1:]|length }}{% endfor %}",
+    "{% set hay = 'x' * 400000 %}{% for i in range(30000) %}{{ probe.seen() }}"
+    "{{ hay|upper|length }}{% endfor %}",
+]
+
+
+class _TookForever(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _guard(seconds=120):
+    """An outer guard only: on the old code these ran for minutes to hours."""
+    def stop(signum, frame):
+        raise _TookForever
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _render_counted(source, hosts=2, seconds=3600.0):
+    from letters.sandbox import BoundedSandbox, budget
+
+    Counted.calls = 0
+    template = BoundedSandbox().from_string(source)
+    with _guard(), budget(hosts, seconds=seconds):
+        return template.render(probe=Counted())
+
+
+@pytest.mark.parametrize("source", WORK_BOMBS)
+def test_the_work_a_comparison_or_filter_does_in_c_is_charged(source):
+    """Refused by the counting (steps, or the size of what it would build), long before the
+    clock (an hour here) would stop it: C did at most about as much work on the counted
+    items as the whole budget allows."""
+    from letters.sandbox import SIZE, STEPS, Budget
+
+    with pytest.raises(TemplateTooCostly) as info:
+        _render_counted(source)
+    assert info.value.reason in (STEPS, SIZE)  # counted, not timed
+    assert Counted.calls <= Budget.for_hosts(2).steps
+
+
+@pytest.mark.parametrize("source", HAY_BOMBS)
+def test_searching_a_huge_string_is_charged_by_its_length(source):
+    """Each search goes through 400,000 characters: a few dozen use up the whole budget
+    (the old code got through 27,000 of them before its loop steps ran out)."""
+    from letters.sandbox import STEPS
+
+    with pytest.raises(TemplateTooCostly) as info:
+        _render_counted(source)
+    assert info.value.reason == STEPS
+    assert Counted.calls < 50
+
+
+def test_a_deeply_shared_structure_is_measured_not_printed():
+    """40 doublings of a list holding itself twice: 2**40 items to print or compare."""
+    from letters.sandbox import SIZE, STEPS
+
+    source = ("{% set ns = namespace(s=[probe]) %}{% for i in range(40) %}"
+              "{% set ns.s = [ns.s, ns.s] %}{% endfor %}")
+    for use in ("{{ ns.s }}", "{{ ns.s|string|length }}", "{% if ns.s == [1] %}{% endif %}",
+                "{{ (ns.s ~ '')|length }}", "{% if 1 in ns.s %}{% endif %}"):
+        with pytest.raises(TemplateTooCostly) as info:
+            _render_counted(source + use)
+        assert info.value.reason in (STEPS, SIZE), use
+        assert Counted.calls <= 100_000
+
+
+def test_no_sequence_longer_than_a_letter_needs_can_be_built():
+    from letters.sandbox import ITEMS_BASE, ITEMS_PER_HOST
+
+    cap = ITEMS_BASE + ITEMS_PER_HOST * 2000
+    _render_counted("{{ ([0] * 1000)|length }}")
+    with pytest.raises(TemplateTooCostly, match="sequence longer"):
+        # an inexpensive one each: 1-character strings, each list built in one step
+        _render_counted(f"{{{{ ('x' * {cap + 1})|list|length }}}}", hosts=2000)
+
+
+def test_the_clock_stops_what_the_counting_lets_through():
+    """A render within its budget of steps, but slower than LETTER_RENDER_SECONDS allows
+    (here 10 ms of CPU): refused for time, and it stopped at the first look at the clock."""
+    from letters.sandbox import TIME
+
+    source = "{% for i in range(20000) %}{{ probe.seen() }}{{ probe.seen() }}{% endfor %}"
+    _render_counted(source, hosts=200)  # within the budget of steps, given the time
+    assert Counted.calls == 40_000
+    with pytest.raises(TemplateTooCostly) as info:
+        _render_counted(source, hosts=200, seconds=0.01)
+    assert info.value.reason == TIME
+    assert Counted.calls < 40_000  # stopped part way
+
+
+def test_the_deadline_comes_from_the_setting(settings):
+    from letters.sandbox import TIME
+
+    settings.LETTER_RENDER_SECONDS = 0.01
+    source = "{% for i in range(20000) %}{{ probe.seen() }}{{ probe.seen() }}{% endfor %}"
+    from letters.sandbox import BoundedSandbox, budget
+
+    template = BoundedSandbox().from_string(source)
+    with pytest.raises(TemplateTooCostly) as info, budget(200):
+        template.render(probe=Counted())
+    assert info.value.reason == TIME
+    settings.LETTER_RENDER_SECONDS = 60
+    with budget(200):
+        template.render(probe=Counted())

@@ -147,7 +147,7 @@ def pages(w: dict) -> list[tuple[str, tuple, str]]:
     s = w["slug"]
     q = "?q=" + payload("reflected.q", short=True).replace(" ", "%20")
     return [
-        ("campaign_list", (), ""), ("campaign_detail", (s,), ""),
+        ("campaign_list", (), ""), ("campaign_create", (), ""), ("campaign_detail", (s,), ""),
         ("import_create", (s,), ""), ("import_detail", (s, w["import"]), ""),
         ("import_detail", (s, w["import"]), "?page=" + payload("reflected.page", True)),
         ("import_status", (s, w["import"]), ""),

@@ -272,3 +272,115 @@ def test_staff_see_the_reply_and_the_flag_on_the_letters_thread(client, campaign
     assert "Contact flagged for review by the recipient" in page
     host_page = staff.get(f"/c/{campaign.slug}/hosts/{a1.ip}/").content.decode()
     assert "Needs review: the recipient said" in host_page
+
+
+# --- issue 14, point 10: what the page says fits the finding, in the recipient's words ------
+
+RELAY_QUESTION = "Does your mail server accept mail from untrusted networks"
+PROXY_QUESTION = "Does your proxy allow connections from untrusted networks"
+
+
+def _page(client, campaign, bob, rita, findings, language="en"):
+    for kwargs in findings:
+        add_finding(campaign, email="noc@one.example", language=language, **kwargs)
+    assert services.send_batch(batch=approved_batch(campaign, bob, rita)).sent == 1
+    letter = Letter.objects.get(email="noc@one.example")
+    response = client.get(path_of(letter))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_a_relay_letter_asks_the_relay_questions_not_the_proxy_ones(client, campaign, bob,
+                                                                    rita):
+    page = _page(client, campaign, bob, rita, [{"check": "smtp_relay"}])
+    assert RELAY_QUESTION in page and PROXY_QUESTION not in page
+    assert page.count('data-kind="relay"') == 1
+
+
+def test_a_proxy_letter_asks_the_proxy_questions(client, campaign, bob, rita):
+    page = _page(client, campaign, bob, rita, [{"check": "http_proxy", "port": 8080,
+                                                "variant": "get,connect"}])
+    assert PROXY_QUESTION in page and RELAY_QUESTION not in page
+
+
+def test_a_letter_about_both_kinds_asks_both_sets(client, campaign, bob, rita):
+    page = _page(client, campaign, bob, rita, [{"check": "smtp_relay"},
+                                               {"check": "socks5", "port": 1080,
+                                                "variant": "socks5"}])
+    assert RELAY_QUESTION in page and PROXY_QUESTION in page
+    assert "For your mail servers" in page and "For your proxies" in page
+
+
+@pytest.mark.parametrize("check,variant", [
+    (check, variant)
+    for variant in ("plain", "empty_sender", "ip_literal", "source_route", "percent_hack",
+                    "bang_path", "quoted_local", "percent_hack_bare", "bang_path_bare",
+                    "quoted_local_bare", "control_local", "control_bare")
+    for check in ("smtp_relay",)
+] + [("http_proxy", "get"), ("http_proxy", "connect"), ("http_proxy", "get,connect"),
+     ("socks4", "socks4"), ("socks4", "socks4a"), ("socks5", "socks5")])
+def test_no_internal_variant_code_reaches_the_recipient(client, campaign, bob, rita, check,
+                                                        variant):
+    """Every variant the probes report (smtp.relay_variants, proxy.py) is a sentence or
+    nothing, never its code; and in the recipient's language."""
+    page = _page(client, campaign, bob, rita, [{"check": check, "variant": variant}],
+                 language="de")
+    table = page.split('class="r-evidence"')[1].split("</table>")[0]
+    for code in variant.split(","):
+        assert code not in table
+    assert f"({variant})" not in page
+    if not variant.startswith("control"):
+        assert recipient.variant_sentences(variant)
+        assert 'class="r-muted r-variant">Er hat' in table  # German, not English
+
+
+def test_the_variant_sentences_cover_every_variant_the_probes_produce():
+    from probes.verification.base import ProbeConfig
+    from probes.verification.smtp import relay_variants
+
+    config = ProbeConfig(canary_domain="canary.test", canary_host="192.0.2.9")
+    codes = {v.name for v in relay_variants("192.0.2.1", config, "t")}
+    codes |= {"get", "connect", "socks4", "socks4a", "socks5"}
+    missing = {code for code in codes if not code.startswith("control")
+               and not recipient.variant_sentences(code)}
+    assert not missing
+
+
+def test_a_retest_result_is_shown_once(client, campaign, bob, rita, fake, probe_settings,
+                                       connections, django_capture_on_commit_callbacks):
+    from tests.letters.test_followup import listed_relay
+
+    relay = fake(fakes.smtp_server, host="127.0.0.93", rcpt=fakes.relay_everything)
+    listed_relay(campaign, "127.0.0.93", relay.port, email="noc@once.example")
+    assert services.send_batch(batch=approved_batch(campaign, bob, rita)).sent == 1
+    letter = Letter.objects.get(email="noc@once.example")
+    with django_capture_on_commit_callbacks(execute=True):
+        still = client.post(path_of(letter) + "retest/")
+    result = client.get(still["Location"]).content.decode().split('id="retest-result"')[1]
+    result = result.split("</div>")[0]
+    assert result.count("127.0.0.93") == 1 and result.count("Still open") == 1
+    relay.options["rcpt"] = fakes.relay_nothing
+    with django_capture_on_commit_callbacks(execute=True):
+        closed = client.post(path_of(letter) + "retest/")
+    result = client.get(closed["Location"]).content.decode().split('id="retest-result"')[1]
+    result = result.split("</div>")[0]
+    assert result.count("Thank you") == 1 and "Closed — thank you!" not in result
+
+
+@pytest.mark.parametrize("country,zone", [("JP", "Asia/Tokyo"), ("DE", "Europe/Berlin"),
+                                          ("US", "America/New_York"), ("ES", "Europe/Madrid"),
+                                          ("BR", "America/Sao_Paulo"), ("FR", "Europe/Paris")])
+def test_the_time_zone_suggested_is_the_contacts_countrys(client, campaign, bob, rita,
+                                                          country, zone):
+    page = _page(client, campaign, bob, rita, [{"country": country}], language="ja")
+    field = page.split('id="time-zone"')[1].split(">")[0]
+    assert f'placeholder="{zone}"' in field
+    assert 'value=""' in field  # a suggestion, not a choice made for them
+
+
+def test_without_a_country_the_suggestion_comes_from_the_contact(client, campaign, bob, rita):
+    host = add_finding(campaign, email="noc@one.example", language="ja", country="JP")
+    Host.objects.filter(pk=host.pk).update(country="")
+    assert services.send_batch(batch=approved_batch(campaign, bob, rita)).sent == 1
+    page = client.get(path_of(Letter.objects.get(email="noc@one.example"))).content.decode()
+    assert 'placeholder="Asia/Tokyo"' in page

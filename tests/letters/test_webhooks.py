@@ -23,6 +23,7 @@ AUTH = {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(SECRET.encode()).decod
 @pytest.fixture(autouse=True)
 def anymail_settings(settings):
     settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET, "MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY}
+    settings.ANYMAIL_WEBHOOK_ESPS = ["mailgun", "postmark"]
     settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
 
 

@@ -10,15 +10,27 @@ from probes.management.commands._contacts_common import user_or_error
 
 
 class Command(BaseCommand):
-    help = "Never write to ADDRESS (or to any address at DOMAIN and its subdomains)."
+    help = ("Never write to ADDRESS (or to any address at DOMAIN and its subdomains); "
+            "--remove takes an entry off the list again.")
 
     def add_arguments(self, parser):
         parser.add_argument("value", metavar="ADDRESS_OR_DOMAIN")
         parser.add_argument("--by", required=True, metavar="USERNAME")
         parser.add_argument("--reason", required=True)
+        parser.add_argument("--remove", action="store_true",
+                            help="take ADDRESS_OR_DOMAIN off the list (only the agency that "
+                                 "added it, or an admin bound to no agency)")
 
     def handle(self, *args, **options):
         actor = user_or_error(options["by"])
+        if options["remove"]:
+            try:
+                done = services.unsuppress(value=options["value"], actor=actor,
+                                           reason=options["reason"])
+            except (PermissionDenied, services.ContactError) as exc:
+                raise CommandError(str(exc)) from None
+            self.stdout.write(done.line)
+            return
         try:
             entry = services.suppress(value=options["value"], actor=actor,
                                       reason=options["reason"])
