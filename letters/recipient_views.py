@@ -17,7 +17,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from campaign.clientip import client_ip  # the rate limits' address, as login's
-from letters import recipient
+from letters import recipient, variants
 from letters.languages import ENGLISH, LANGUAGE_NAMES, LANGUAGES, normalize
 from letters.rendering import format_when
 
@@ -101,7 +101,7 @@ def _render_page(request, token, letter, language, *, status=200, **extra) -> Ht
         for ev in host.evidence:
             ev["label"] = CHECK_LABELS.get(ev.get("check", ""), ev.get("check", ""))
             ev["when_text"] = format_when(ev.get("when"))
-            ev["variant_text"] = recipient.variant_sentences(ev.get("variant", ""))
+            ev["variant_text"] = variants.variant_sentences(ev.get("variant", ""))
     letter_language = normalize(letter.language) or ENGLISH
     languages = [(code, LANGUAGE_NAMES[code]) for code in dict.fromkeys([letter_language,
                                                                          ENGLISH])]

@@ -30,7 +30,7 @@ from django.utils import translation
 from jinja2 import ChoiceLoader, DictLoader, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from letters import catalogs, sandbox
+from letters import catalogs, sandbox, variants
 from letters.languages import ENGLISH, LANGUAGES, babel_locale, normalize
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "jinja"
@@ -127,6 +127,13 @@ def _cached_ngettext(language: str, singular: str, plural: str, n: int) -> str:
         return translation.ngettext(singular, plural, n)
 
 
+def _variant_text(variant: str) -> list[str]:
+    """`ev.variant|variant_text`: the sentences saying what a check's variant means, in the
+    letter's language (the code itself, `plain` or `source_route`, means nothing to a reader)."""
+    with translation.override(_language()):
+        return [str(sentence) for sentence in variants.variant_sentences(variant)]
+
+
 def _gettext(message: str) -> str:
     return _cached_gettext(_language(), message)
 
@@ -206,6 +213,7 @@ def build_environment(overrides: Mapping[str, str] | None = None) -> sandbox.Bou
     env.filters["date"] = format_day
     env.filters["link"] = _link
     env.filters["mailto"] = _mailto
+    env.filters["variant_text"] = _variant_text
     return env
 
 

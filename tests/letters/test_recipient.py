@@ -9,7 +9,7 @@ from django.core import signing
 
 from campaign import states as host_states
 from campaign.models import AuditEvent, Campaign, Host
-from letters import recipient, services, states
+from letters import recipient, services, states, variants
 from letters.models import InboundMessage, Letter
 from probes.contacts.models import Contact
 from tests.letters.conftest import add_finding
@@ -330,7 +330,7 @@ def test_no_internal_variant_code_reaches_the_recipient(client, campaign, bob, r
         assert code not in table
     assert f"({variant})" not in page
     if not variant.startswith("control"):
-        assert recipient.variant_sentences(variant)
+        assert variants.variant_sentences(variant)
         assert 'class="r-muted r-variant">Er hat' in table  # German, not English
 
 
@@ -342,7 +342,7 @@ def test_the_variant_sentences_cover_every_variant_the_probes_produce():
     codes = {v.name for v in relay_variants("192.0.2.1", config, "t")}
     codes |= {"get", "connect", "socks4", "socks4a", "socks5"}
     missing = {code for code in codes if not code.startswith("control")
-               and not recipient.variant_sentences(code)}
+               and not variants.variant_sentences(code)}
     assert not missing
 
 

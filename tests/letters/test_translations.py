@@ -113,7 +113,25 @@ def test_the_evidence_names_the_check_port_time_and_variant():
     assert ("Port 25, November 20, 2026" in flat and
             "accepted mail from outside@canary.example to outside@canary.example" in flat)
     assert "forwarded our connection to canary.example:25 (open HTTP proxy)" in flat
-    assert "Test variant: CONNECT" in flat
+    # The variant in words, never its code (`CONNECT`, `plain`): a reader cannot know it.
+    assert "It opened a tunnel to another server for us (CONNECT)." in flat
+    assert "It passed on a message from an outside sender to an outside address." in flat
+    assert "Test variant" not in flat and "plain" not in flat
+
+
+@pytest.mark.parametrize("code", ["de", "ja"])
+def test_the_letter_says_what_the_variant_means_in_its_language(code):
+    from django.utils import translation
+
+    with translation.override(code):
+        expected = str(translation.gettext(
+            "It passed on a message from an outside sender to an outside address."))
+    assert expected != "It passed on a message from an outside sender to an outside address."
+    rendered = LetterRenderer().render("first_notice", SAMPLE_CONTEXT, code)
+    for part in (rendered.text, rendered.html):
+        flat = " ".join(part.split())  # the text body is wrapped at 72 columns
+        assert expected in flat
+        assert "plain" not in flat
 
 
 def test_html_parts_escape_what_the_context_carries():
@@ -173,7 +191,7 @@ def recipient_page_messages() -> set[str]:
                                                [], {}):
             found.add(message)
     # And the sentences the page takes from Python (what each test variant means).
-    source = Path(__file__).resolve().parents[2] / "letters" / "recipient.py"
+    source = Path(__file__).resolve().parents[2] / "letters" / "variants.py"
     with source.open("rb") as handle:
         for _, _, message, _ in extract_python(handle, ("_",), [], {}):
             found.add(message)
