@@ -7,11 +7,11 @@ X-Forwarded-For is what the client says it is, ignored.
 With it, a request whose peer (REMOTE_ADDR) is a trusted proxy is read from the right of its
 X-Forwarded-For: each proxy appends the address it received the request from, so the first
 entry from the right that is not itself a trusted proxy is the client. Entries to its left
-were written by the client and are never used. django-ipware's parser reads the entries
-(ports, brackets, `Forwarded`-style `for=`, IPv4-mapped IPv6); the walk is ours, because
-ipware's own trusted-proxy list matches the last entries of the header without looking at
-the peer, so a client talking to the app directly could send `X-Forwarded-For: forged,
-<proxy>` and be believed.
+were written by the client and are never used. python-ipware's parser (the core of
+django-ipware) reads the entries (ports, brackets, `Forwarded`-style `for=`, IPv4-mapped
+IPv6); the walk is ours, because ipware's own trusted-proxy list matches the last entries of
+the header without looking at the peer, so a client talking to the app directly could send
+`X-Forwarded-For: forged, <proxy>` and be believed.
 """
 
 from __future__ import annotations
