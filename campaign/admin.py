@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth import admin as auth_admin
@@ -33,6 +34,7 @@ from campaign import models
 from campaign.agencies import batch_scope, viewer_agency_id
 from campaign.audit import record
 from campaign.services import visible_campaigns
+from letters.languages import LANGUAGES, normalize
 
 # --- scoping -------------------------------------------------------------------------------
 
@@ -229,8 +231,43 @@ def choices_for(model, request: HttpRequest) -> QuerySet:
 # --- campaign ------------------------------------------------------------------------------
 
 
+class AgencyAdminForm(forms.ModelForm):
+    """The admin writes these fields without the staff pages' forms: the same checks here."""
+
+    class Meta:
+        model = models.Agency
+        fields = "__all__"  # noqa: DJ007 (the admin's fieldsets and read-only fields decide)
+
+    def clean_default_language(self) -> str:
+        code = normalize(self.cleaned_data.get("default_language") or "")
+        if code not in LANGUAGES:
+            # "xx" would make every batch of the agency fail as a missing catalog.
+            raise forms.ValidationError(
+                f"not a letter language (one of {', '.join(LANGUAGES)})")
+        return code
+
+
+class CampaignAdminForm(forms.ModelForm):
+    class Meta:
+        model = models.Campaign
+        fields = "__all__"  # noqa: DJ007 (the admin's fieldsets and read-only fields decide)
+
+    def clean_holdout_percent(self) -> int:
+        percent = self.cleaned_data.get("holdout_percent") or 0
+        if not 0 <= percent <= MAX_HOLDOUT_PERCENT:
+            # A control group is there to compare with the contacts written to: above half,
+            # most (at 100 or more, all) of the campaign's contacts would never get a letter.
+            raise forms.ValidationError(
+                f"hold out between 0 and {MAX_HOLDOUT_PERCENT} percent of the contacts")
+        return percent
+
+
+MAX_HOLDOUT_PERCENT = 50
+
+
 @admin.register(models.Agency)
 class AgencyAdmin(ScopedAdmin):
+    form = AgencyAdminForm
     list_display = ["name", "country", "sender_email", "default_language"]
     search_fields = ["name"]
     # What the agency's settings page edits (campaign.agency_views.AGENCY_FIELDS): its
@@ -255,6 +292,7 @@ class StaffProfileAdmin(ScopedAdmin):
 
 @admin.register(models.Campaign)
 class CampaignAdmin(ScopedAdmin):
+    form = CampaignAdminForm
     list_display = ["slug", "name", "agency", "status", "created_at"]
     list_filter = ["status", "agency"]
     search_fields = ["slug", "name"]

@@ -300,9 +300,17 @@ _CHEAP_FILTERS = frozenset({"length", "count", "first", "last", "random", "defau
 _SORTING_FILTERS = frozenset({"sort", "dictsort", "groupby", "unique"})
 
 
-def _factor(name: str, value: Any) -> int:
+def _factor(name: str, value: Any, extra: tuple = (), kwargs: dict | None = None) -> int:
     if name in _SORTING_FILTERS and isinstance(value, _CONTAINERS):
         return max(len(value), 2).bit_length()
+    if name == "wordwrap" and isinstance(value, str):
+        # textwrap cuts a long word `width` characters at a time, copying the rest each time:
+        # about len² / width characters of work (`'a'*450000|wordwrap(1)`: 7 s of CPU in one
+        # call, which the clock, read between steps, cannot stop).
+        width = extra[0] if extra else (kwargs or {}).get("width", 79)
+        if type(width) is not int or width < 1:
+            return 1  # jinja refuses it itself
+        return 1 + len(value) // width
     return 1
 
 
@@ -324,7 +332,8 @@ def _bounded_filter(name: str, func: Any) -> Any:
         if cheap:
             spend()
         else:
-            charge(value, *extra, *kwargs.values(), factor=_factor(name, value))
+            charge(value, *extra, *kwargs.values(),
+                   factor=_factor(name, value, extra, kwargs))
         _numbers_in(extra, kwargs)
         if extra or kwargs:
             multiplier = 1 + sum(weight(v) for v in (*extra, *kwargs.values())

@@ -648,8 +648,11 @@ def send_letter(letter_id: int, *, connection=None,
     if missing is not None:
         # This process has no catalog for the letter's language (a deployment that skipped
         # compile_translations): never send a letter in a language other than the one it says.
-        _finish(letter, token, states.FAILED, error=f"not sent: {missing}")
-        return FAILED
+        # Kept queued, not failed: the fault is this process's, and a worker that has the
+        # catalog (or this one, restarted after compile_translations) sends it later.
+        log.error("letter %s not sent: %s", letter.pk, missing)
+        _release(letter.pk, token, f"not sent: {missing}")
+        return RETRY
     try:
         message = build_message(letter)
         message.message()  # a header Django refuses (BadHeaderError) fails here, not half-sent

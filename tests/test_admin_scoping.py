@@ -34,6 +34,7 @@ from campaign.models import (
     StaffProfile,
 )
 from campaign.services import create_campaign
+from letters.languages import normalize
 from letters.models import (
     Batch,
     ContactDraw,
@@ -218,6 +219,33 @@ def test_a_bound_admin_changes_its_campaign_but_never_its_lead_or_partners(clien
         a_admin, mine.pk, "campaign", str(mine.pk))
     assert event.data["model"] == "campaign.campaign"
     assert event.data["fields"] == {"name": "Operation A", "status": "paused"}
+
+
+def test_the_admin_checks_what_the_staff_forms_check(client, world):
+    """An agency language that is none of the 21 (every batch would fail), and a control
+    group of more than half the contacts, are refused with the field's error."""
+    a, _, a_admin, _, _, rows = world
+    client.force_login(a_admin)
+    mine = rows[A][Campaign]
+    post = {"name": "Operation A", "status": "active", "reprobe_interval_days": 7,
+            "followup_delay_days": 30, "holdout_seed": ""}
+    for percent in (101, 60):
+        response = client.post(admin_url(Campaign, "change", mine.pk),
+                               {**post, "holdout_percent": percent})
+        assert response.status_code == 200 and "between 0 and 50 percent" in (
+            response.content.decode())
+    mine.refresh_from_db()
+    assert mine.holdout_percent == 0
+    assert client.post(admin_url(Campaign, "change", mine.pk),
+                       {**post, "holdout_percent": 10}).status_code == 302
+    agency_page = admin_url(Agency, "change", a.pk)
+    fields = {"letterhead": "", "sender_email": "", "reply_to": "", "signature": "",
+              "info_url": "", "instructions_url": ""}
+    response = client.post(agency_page, {**fields, "default_language": "xx"})
+    assert response.status_code == 200 and "not a letter language" in response.content.decode()
+    assert client.post(agency_page, {**fields, "default_language": "pt-BR"}).status_code == 302
+    a.refresh_from_db()
+    assert a.default_language == normalize("pt-BR")
 
 
 def test_a_partner_sees_a_joint_campaign_but_only_its_lead_changes_it(client, world):

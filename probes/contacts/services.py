@@ -23,7 +23,7 @@ from campaign import outbound, states
 from campaign.addresses import AddressRejected, parse_ip
 from campaign.audit import record
 from campaign.hosts import fill_countries, transition_host, transition_hosts
-from campaign.models import Campaign, Host
+from campaign.models import AuditEvent, Campaign, Host
 from campaign.roles import has_perm
 from probes.contacts import rdap, whois
 from probes.contacts.clients import (
@@ -605,10 +605,14 @@ def suppress(
                                     "created_by": actor if getattr(actor, "pk", None) else None,
                                     "agency_id": agency_id},
         )
-        if created:
+        # Every request is recorded with its agency, also one for a value already listed:
+        # the entry stays one row, but an agency that asked for the same stop must not see it
+        # undone by the agency that happened to ask first (may_remove_suppression).
+        if created or agency_id != entry.agency_id:
             record("contact.suppress", actor=actor, obj=entry,
                    data={"value": normal, "kind": kind, "reason": reason.strip(),
-                         "source": source})
+                         "source": source, "agency_id": agency_id,
+                         "already_listed": not created})
         listing = SuppressionList([entry])
         hits = [
             (c.pk, c.host_id) for c in Contact.objects.filter(status=Contact.RESOLVED)
@@ -652,7 +656,21 @@ def may_remove_suppression(actor, entry: Suppression) -> bool:
     agency_id = viewer_agency_id(actor)
     if agency_id is None and has_perm(actor, "change_campaign"):
         return True
-    return entry.agency_id == agency_id
+    # Staff bound to no agency (not admins) remove nothing: `None == None` would give them
+    # every installation-wide entry, the admins' own included.
+    if agency_id is None or entry.agency_id != agency_id:
+        return False
+    return not suppression_requested_by_others(entry, agency_id)
+
+
+def suppression_requested_by_others(entry: Suppression, agency_id: int | None) -> bool:
+    """Whether an agency other than `agency_id` (or an installation-wide request, `None`)
+    also asked for this entry (suppress() records each request with its agency)."""
+    requests = AuditEvent.objects.filter(
+        action="contact.suppress", object_type="suppression", object_id=str(entry.pk),
+        data__has_key="agency_id",
+    ).values_list("data__agency_id", flat=True)
+    return any(requested != agency_id for requested in requests)
 
 
 @dataclass
@@ -683,7 +701,11 @@ def unsuppress(*, value: str, actor, reason: str) -> Unsuppressed:
         if entry is None:
             raise ContactError(f"{normal} is not on the do-not-contact list")
         if not may_remove_suppression(actor, entry):
-            owner = entry.agency.name if entry.agency else "an administrator bound to no agency"
+            if entry.agency_id and suppression_requested_by_others(entry, entry.agency_id):
+                owner = "an administrator bound to no agency (several agencies asked for it)"
+            else:
+                owner = (entry.agency.name if entry.agency
+                         else "an administrator bound to no agency")
             raise PermissionDenied(
                 f"{actor or 'nobody'} may not remove {normal}: only {owner} may")
         was = {"value": entry.value, "kind": entry.kind, "reason": entry.reason,

@@ -141,9 +141,41 @@ def test_the_command_removes_for_the_maker_or_an_unbound_admin_only(two):
     with pytest.raises(CommandError, match="is not on the do-not-contact list"):
         run("suppress", "--remove", SHARED, "--by", "root", "--reason", "again")
     # An agency's admin removes its own agency's entries, and an entry of no agency is for
-    # the people bound to none.
+    # the admins bound to none: staff bound to none are not admins (`None == None` once let
+    # them remove every installation-wide entry).
     suppress(value="noc@bounced.example", actor=None, reason="bounced", source="bounce")
     with pytest.raises(CommandError, match="bound to no agency"):
         run("suppress", "--remove", "noc@bounced.example", "--by", "ada", "--reason", "x")
-    assert run("suppress", "--remove", "noc@bounced.example", "--by", "lou",
+    with pytest.raises(CommandError, match="bound to no agency"):
+        run("suppress", "--remove", "noc@bounced.example", "--by", "lou", "--reason", "x")
+    assert run("suppress", "--remove", "noc@bounced.example", "--by", "root",
                "--reason", "the mailbox works again").startswith("removed=noc@bounced.example")
+
+
+def test_an_entry_two_agencies_asked_for_is_not_undone_by_the_first(client, two):
+    """B asks to stop an address A listed first: one entry (A's), but A alone may not take
+    B's stop away; an admin bound to no agency still can."""
+    suppress(value=SHARED, actor=two.a, reason="asked by phone")
+    client.force_login(two.b)
+    response = client.post(reverse("suppression_list"),
+                           {"value": SHARED, "reason": "their reply to our letter"})
+    assert response.status_code == 302
+    entry = Suppression.objects.get(value=SHARED)
+    assert entry.agency.name == A  # still one row
+    request = AuditEvent.objects.get(action="contact.suppress", actor=two.b)
+    assert request.data["already_listed"] is True
+    assert 'name="remove"' not in page(client, two.a)
+    assert remove(client, two.a, SHARED).status_code == 403
+    with pytest.raises(CommandError, match="several agencies asked for it"):
+        run("suppress", "--remove", SHARED, "--by", "amy", "--reason", "undo")
+    assert Host.objects.get(pk=two.b_host.pk).state == states.NO_CONTACT
+    assert run("suppress", "--remove", SHARED, "--by", "root", "--reason", "both agreed") == (
+        f"removed={SHARED} kind=address contacts=2 hosts=2")
+
+
+def test_asking_again_for_ones_own_entry_records_nothing_new(two):
+    suppress(value=SHARED, actor=two.a, reason="asked by phone")
+    suppress(value=SHARED, actor=two.a_admin, reason="asked again")
+    assert AuditEvent.objects.filter(action="contact.suppress").count() == 1
+    assert run("suppress", "--remove", SHARED, "--by", "amy", "--reason", "undo").startswith(
+        "removed=")

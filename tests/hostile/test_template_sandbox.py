@@ -300,6 +300,32 @@ def test_searching_a_huge_string_is_charged_by_its_length(source):
     assert Counted.calls < 50
 
 
+@pytest.mark.parametrize("source", [
+    "{% set s = 'a' * 450000 %}{{ s|wordwrap(1) }}",
+    "{% set s = 'a' * 300000 %}{{ s|wordwrap(width=2)|length }}",
+    # Grows with the letter's hosts: cheap in the 2-host preview, hours in a large batch.
+    "{% set s = 'a' * (hosts|length * 20000) %}{{ s|wordwrap(1)|length }}",
+])
+def test_wrapping_one_long_word_is_charged_by_its_quadratic_work(source):
+    """textwrap copies the rest of a long word for every `width` characters it cuts off:
+    7 s of CPU in one call of the first, which the clock (read between steps) cannot stop."""
+    from letters.sandbox import STEPS, BoundedSandbox, budget
+
+    template = BoundedSandbox().from_string(source)
+    with pytest.raises(TemplateTooCostly) as info, _guard(), budget(200, seconds=3600.0):
+        template.render(hosts=list(range(200)))
+    assert info.value.reason == STEPS  # refused by counting, before the call
+
+
+def test_wrapping_ordinary_text_is_cheap():
+    from letters.sandbox import BoundedSandbox, budget
+
+    text = "An open mail relay passes on mail for anyone. " * 200
+    with budget(2, seconds=3600.0):
+        out = BoundedSandbox().from_string("{{ t|wordwrap(72) }}").render(t=text)
+    assert max(len(line) for line in out.splitlines()) <= 72
+
+
 def test_a_deeply_shared_structure_is_measured_not_printed():
     """40 doublings of a list holding itself twice: 2**40 items to print or compare."""
     from letters.sandbox import SIZE, STEPS

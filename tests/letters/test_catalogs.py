@@ -116,10 +116,20 @@ def test_a_letter_whose_catalog_is_missing_is_not_sent(
     assert (summary.sent, summary.failed) == (1, 1)
     assert [m.to for m in mail.outbox] == [["abuse@isp.example.fr"]]
     japanese.refresh_from_db()
-    assert japanese.state == states.FAILED
+    # Kept queued, saying why: the fault is the worker's, not the letter's.
+    assert japanese.state == states.QUEUED and japanese.claimed_at is None
     assert "catalog for ja missing; run manage.py compile_translations" in japanese.last_error
     host = Host.objects.get(letter_links__letter=japanese)
     assert host.state == host_states.CONTACT_RESOLVED  # not notified: nothing went out
+
+    # compile_translations, then a restarted worker (catalogs reloaded) sends it, once.
+    call_command("compile_translations", verbosity=0)
+    with override_settings(LOCALE_PATHS=[locale_copy]):
+        summary = services.send_batch(batch=batch)
+    assert (summary.sent, summary.failed) == (1, 0)
+    assert [m.to for m in mail.outbox][1:] == [["abuse@isp.example.jp"]]
+    japanese.refresh_from_db()
+    assert japanese.state == states.SENT
 
 
 @pytest.mark.django_db
