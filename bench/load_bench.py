@@ -524,7 +524,7 @@ def main() -> int:
         from django.core.management import call_command
         from django.db import connection
 
-        from campaign.imports import create_import, execute_import
+        from campaign.imports import create_import, run_import
         from campaign.services import add_user, create_campaign
 
         t = time.monotonic()
@@ -565,7 +565,7 @@ def main() -> int:
             path = tmp / f"lab-{kind}.txt"
             path.write_text(text)
             fi = create_import(campaign=lab_campaign, source=str(path), kind=kind)
-            execute_import(fi.pk)
+            run_import(fi.pk)
         fx = pages_bench.discover()
         routes = pages_bench.staff_route_names()
         pages = []

@@ -377,7 +377,7 @@ class Seeder:
 
         with self.step("probe runs and results") as n:
             runs = ProbeRun.objects.bulk_create(
-                ProbeRun(campaign=campaign, started_by=admin, status=ProbeRun.DONE,
+                ProbeRun(campaign=campaign, created_by=admin, status=ProbeRun.DONE,
                          reason="manual" if i == 0 else ("follow_up" if i == 8 else "reprobe"),
                          created_at=now - (60 - 6 * i) * day,
                          started_at=now - (60 - 6 * i) * day,
@@ -385,7 +385,7 @@ class Seeder:
                 for i in range(9)
             )
             running = ProbeRun.objects.create(
-                campaign=campaign, started_by=admin, status=ProbeRun.RUNNING,
+                campaign=campaign, created_by=admin, status=ProbeRun.RUNNING,
                 state_filter="imported", reason="manual", started_at=now,
             )
             run_ids = [r.pk for r in runs]

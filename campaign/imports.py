@@ -167,9 +167,10 @@ def _discard(feed_import: FeedImport, *, upload: bool) -> None:
 
 
 def queue_import(feed_import: FeedImport) -> None:
-    from campaign.tasks import run_import
+    from campaign.tasks import run_import_task
 
-    transaction.on_commit(lambda: run_import.delay(feed_import.pk))
+    # After commit: a worker must find the import row it is handed.
+    transaction.on_commit(lambda: run_import_task.delay(feed_import.pk))
 
 
 class _CountingLines:
@@ -199,7 +200,7 @@ def _open_source(feed_import: FeedImport) -> BinaryIO:
     return open(feed_import.source, "rb")  # noqa: SIM115
 
 
-def execute_import(import_id: int, *, progress: Progress | None = None) -> FeedImport:
+def run_import(import_id: int, *, progress: Progress | None = None) -> FeedImport:
     """Run one import to the end. Safe to call again after a crash: it starts over cleanly.
 
     Raises FormatError / FetchError after recording them on the import (status failed).
@@ -328,7 +329,4 @@ def error_for_page(feed_import: FeedImport) -> str:
 
 def _fail(feed_import: FeedImport, message: str) -> None:
     log.warning("import %s failed: %s", feed_import.pk, message)
-    FeedImport.objects.filter(pk=feed_import.pk).update(
-        status=FeedImport.FAILED, error=message[:2000], finished_at=timezone.now()
-    )
-    feed_import.status, feed_import.error = FeedImport.FAILED, message
+    feed_import.mark_failed(message)

@@ -6,6 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 from campaign import kinds, states
+from campaign.jobs import Job
 
 
 class Agency(models.Model):
@@ -109,12 +110,11 @@ class Feed(models.Model):
         return self.name
 
 
-class FeedImport(models.Model):
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    STATUS_CHOICES = [(QUEUED, "Queued"), (RUNNING, "Running"), (DONE, "Done"), (FAILED, "Failed")]
+class FeedImport(Job):
+    detail_url_name = "import_detail"
+    status_url_name = "import_status"
+    title = "Import"
+    progress_label = "Feed read"
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="imports")
     feed = models.ForeignKey(Feed, on_delete=models.PROTECT, related_name="imports")
@@ -123,8 +123,6 @@ class FeedImport(models.Model):
     requested_format = models.CharField(max_length=10, default="auto")
     detected_format = models.CharField(max_length=10, blank=True)
     kind = models.PositiveSmallIntegerField(help_text="Kind bit mask the hosts are suspected of")
-    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=QUEUED)
-    error = models.TextField(blank=True)
     bytes_total = models.BigIntegerField(null=True, blank=True)
     bytes_read = models.BigIntegerField(default=0)
     lines = models.PositiveIntegerField(default=0)
@@ -132,12 +130,6 @@ class FeedImport(models.Model):
     known = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
     duplicates = models.PositiveIntegerField(default=0)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -146,16 +138,34 @@ class FeedImport(models.Model):
         return f"import #{self.pk} of {self.source}"
 
     @property
-    def progress_percent(self) -> int:
-        if self.status == self.DONE:
-            return 100
-        if not self.bytes_total:
-            return 0
-        return min(99, int(100 * self.bytes_read / self.bytes_total))
+    def progress_done(self) -> int:
+        return self.bytes_read
+
+    @property
+    def progress_total(self) -> int | None:
+        return self.bytes_total
 
     @property
     def summary_line(self) -> str:
         return f"lines={self.lines} added={self.added} known={self.known} rejected={self.rejected}"
+
+    @property
+    def count_tiles(self) -> list[dict]:
+        return [{"key": key, "label": label, "n": getattr(self, key), "field": key}
+                for key, label in (("lines", "Lines"), ("added", "Added"),
+                                   ("known", "Already known"), ("rejected", "Rejected"),
+                                   ("duplicates", "Duplicates"))]
+
+    @property
+    def error_text(self) -> str:
+        from campaign.imports import error_for_page  # the import code needs these models
+
+        return error_for_page(self)
+
+    def extra_status_data(self) -> dict:
+        return {"bytes_read": self.bytes_read, "bytes_total": self.bytes_total,
+                "lines": self.lines, "added": self.added, "known": self.known,
+                "rejected": self.rejected, "duplicates": self.duplicates}
 
 
 class ImportLineIssue(models.Model):

@@ -9,15 +9,16 @@ from campaign.outbound import FetchError
 DB_RETRY_SECONDS = 5
 
 
-@shared_task(bind=True, max_retries=5, default_retry_delay=60)
-def run_import(self, import_id: int) -> str:
-    from campaign.imports import execute_import
+# The name is the one queued messages have always carried (the function was `run_import`).
+@shared_task(name="campaign.tasks.run_import", bind=True, max_retries=5, default_retry_delay=60)
+def run_import_task(self, import_id: int) -> str:
+    from campaign.imports import run_import
     from campaign.models import FeedImport
 
     try:
         if not FeedImport.objects.filter(pk=import_id).exists():
             return "gone"
-        return execute_import(import_id).summary_line
+        return run_import(import_id).summary_line
     except FetchError as exc:
         if exc.permanent:
             return f"failed: {exc}"

@@ -9,15 +9,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
 from campaign import agencies, dashboard, selectors
 from campaign.forms import HostFilterForm, ImportForm
-from campaign.imports import error_for_page
 from campaign.roles import has_perm
 from campaign.services import visible_campaigns
 from campaign.uploads import FeedSizeLimit
@@ -60,7 +58,7 @@ def campaign_detail(request: HttpRequest, slug: str) -> HttpResponse:
         **dashboard.dashboard_context(campaign),
         "imports": selectors.recent_imports(campaign),
         "probe_run": probe_run,
-        "probe_run_finished": probe_run is None or probe_run.status in ("done", "failed"),
+        "probe_run_finished": probe_run is None or probe_run.finished,
         "probe_form": ProbeRunForm() if has_perm(request.user, "run_probes") else None,
         **contact_pages.campaign_panel(request.user, campaign),
         **letter_pages.campaign_panel(request.user, campaign),
@@ -113,7 +111,7 @@ def _import_create(request: HttpRequest, slug: str) -> HttpResponse:
 def import_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     campaign = selectors.campaign_for(request.user, slug)
     feed_import = selectors.import_for(campaign, pk)
-    finished = feed_import.status in (feed_import.DONE, feed_import.FAILED)
+    finished = feed_import.finished
     issues_page = None
     if finished:
         paginator = Paginator(selectors.import_issues(feed_import), 50)
@@ -123,38 +121,8 @@ def import_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         "feed_import": feed_import,
         "finished": finished,
         "issues_page": issues_page,
-        "status_url": reverse("import_status", args=[campaign.slug, feed_import.pk]),
-        "error_text": error_for_page(feed_import),
         "may_import": has_perm(request.user, "import_feed"),
     })
-
-
-def import_status_data(feed_import) -> dict:
-    return {
-        "id": feed_import.pk,
-        "status": feed_import.status,
-        "finished": feed_import.status in (feed_import.DONE, feed_import.FAILED),
-        "progress_percent": feed_import.progress_percent,
-        "bytes_read": feed_import.bytes_read,
-        "bytes_total": feed_import.bytes_total,
-        "lines": feed_import.lines,
-        "added": feed_import.added,
-        "known": feed_import.known,
-        "rejected": feed_import.rejected,
-        "duplicates": feed_import.duplicates,
-        "summary": feed_import.summary_line,
-        "error": error_for_page(feed_import),
-    }
-
-
-@require_GET
-@require_perm("view_campaign")
-def import_status(request: HttpRequest, slug: str, pk: int) -> JsonResponse:
-    campaign = selectors.campaign_for(request.user, slug)
-    feed_import = selectors.import_for(campaign, pk)
-    response = JsonResponse(import_status_data(feed_import))
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 @require_GET

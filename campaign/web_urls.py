@@ -1,9 +1,11 @@
 from django.urls import path
 
-from campaign import agency_views, campaign_views, views
+from campaign import agency_views, campaign_views, job_views, selectors, views
 from letters import views as letter_views
 from probes import contact_views
 from probes import views as probe_views
+from probes.contacts import pages as contact_pages
+from probes.verification import selectors as probe_selectors
 
 urlpatterns = [
     path("", views.campaign_list, name="campaign_list"),
@@ -11,16 +13,18 @@ urlpatterns = [
     path("c/<slug:slug>/", views.campaign_detail, name="campaign_detail"),
     path("c/<slug:slug>/imports/new/", views.import_create, name="import_create"),
     path("c/<slug:slug>/imports/<int:pk>/", views.import_detail, name="import_detail"),
-    path("c/<slug:slug>/imports/<int:pk>/status.json", views.import_status, name="import_status"),
+    # One status view for every job; each passes the lookup that scopes it to the campaign.
+    path("c/<slug:slug>/imports/<int:pk>/status.json", job_views.job_status,
+         {"lookup": selectors.import_for}, name="import_status"),
     path("c/<slug:slug>/probes/new/", probe_views.probe_run_start, name="probe_run_start"),
     path("c/<slug:slug>/probes/<int:pk>/", probe_views.probe_run_detail, name="probe_run_detail"),
-    path("c/<slug:slug>/probes/<int:pk>/status.json", probe_views.probe_run_status,
-         name="probe_run_status"),
+    path("c/<slug:slug>/probes/<int:pk>/status.json", job_views.job_status,
+         {"lookup": probe_selectors.run_for}, name="probe_run_status"),
     path("c/<slug:slug>/contacts/new/", contact_views.contact_run_start, name="contact_run_start"),
     path("c/<slug:slug>/contacts/<int:pk>/", contact_views.contact_run_detail,
          name="contact_run_detail"),
-    path("c/<slug:slug>/contacts/<int:pk>/status.json", contact_views.contact_run_status,
-         name="contact_run_status"),
+    path("c/<slug:slug>/contacts/<int:pk>/status.json", job_views.job_status,
+         {"lookup": contact_pages.run_for}, name="contact_run_status"),
     path("c/<slug:slug>/batches/new/", letter_views.batch_create, name="batch_create"),
     path("c/<slug:slug>/batches/<int:pk>/", letter_views.batch_detail, name="batch_detail"),
     path("c/<slug:slug>/batches/<int:pk>/status.json", letter_views.batch_status,

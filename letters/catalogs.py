@@ -12,11 +12,13 @@ letter would say `ja` and read English. So there are two guards:
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 from django.conf import settings
 from django.core import checks
 from django.utils import translation
+from django.utils.translation import trans_real
 
 from letters.languages import ENGLISH, LANGUAGES, babel_locale, normalize
 
@@ -33,15 +35,26 @@ class MissingCatalog(ValueError):
     reports it as a message rather than a crash."""
 
 
+# Catalogs found loaded. Django keeps a language's catalog for the life of the process and
+# makes a new one only when its caches are reset (LOCALE_PATHS changed, as tests do): a catalog
+# checked once needs no second check, and a new one is checked anew. Asked once per letter
+# rendered and sent, the check itself (an override of the active language) cost a batch ~4 %.
+_LOADED: weakref.WeakSet = weakref.WeakSet()
+
+
 def problem(language: str) -> str | None:
     """Why letters in `language` cannot be written right now, or None."""
     language = normalize(language) or language
     if language == ENGLISH:
         return None  # the message ids are the English text
     # Not the renderer's memoised gettext: this must ask the catalogs loaded now.
+    catalog = trans_real.translation(language)
+    if catalog in _LOADED:
+        return None
     with translation.override(language):
         loaded = translation.gettext(SENTINEL) != SENTINEL
     if loaded:
+        _LOADED.add(catalog)
         return None
     return f"catalog for {language} missing; {FIX} (then restart the web app and workers)"
 

@@ -71,24 +71,13 @@ def control_due_hosts(campaign: Campaign, *, now: datetime | None = None,
     return list(qs.order_by("host_id").values_list("host_id", flat=True))
 
 
-def overall_verdict(verdicts: set[str]) -> str:
-    """A host's verdict from its checks' (as the engine's HostOutcome.verdict)."""
-    from probes.verification.base import ERROR, NOT_OPEN, OPEN, UNREACHABLE
-
-    if OPEN in verdicts:
-        return OPEN
-    if not verdicts or verdicts == {UNREACHABLE}:
-        return UNREACHABLE if verdicts else ERROR
-    return NOT_OPEN if NOT_OPEN in verdicts else ERROR
-
-
 def retest_hosts(campaign: Campaign, host_ids: list[int], *, actor=None,
                  progress: Callable | None = None) -> int:
     """The seam to the probes engine: probe these hosts now; returns the probe run's id."""
-    from probes.verification.services import execute_probe_run, start_probe_run
+    from probes.verification.services import create_probe_run, run_probe_run
 
-    run = start_probe_run(campaign, actor=actor, host_ids=host_ids, reason="follow_up")
-    execute_probe_run(run, progress)
+    run = create_probe_run(campaign, actor=actor, host_ids=host_ids, reason="follow_up")
+    run_probe_run(run, progress)
     return run.pk
 
 
@@ -141,7 +130,7 @@ def _control_retests(campaign: Campaign, host_ids: list[int], run_id: int, opene
     a control host's state does not say so (it was never notified), so the verdict is read
     from the run's results and its `ControlHost.remediated_at` set at the same moment.
     """
-    from probes.verification.base import NOT_OPEN
+    from probes.verification.base import NOT_OPEN, overall_verdict
     from probes.verification.models import ProbeResult
 
     if not host_ids:

@@ -246,7 +246,7 @@ def run_for_letter(letter: Letter, run_id: int):
 
 def run_hosts(letter: Letter, run) -> list[dict]:
     """Per host of the run (all of them this letter's): its address, state and verdict."""
-    from probes.verification.base import ERROR, NOT_OPEN, OPEN, UNREACHABLE
+    from probes.verification.base import overall_verdict
     from probes.verification.models import ProbeResult
 
     allowed = {link.host_id: link.host for link in letter_links(letter)}
@@ -260,8 +260,8 @@ def run_hosts(letter: Letter, run) -> list[dict]:
         if host is None:
             continue
         seen = verdicts.get(host_id, set())
-        # The overall verdict as the engine counts it: open wins, then a refusal, then silence.
-        verdict = next((v for v in (OPEN, NOT_OPEN, ERROR, UNREACHABLE) if v in seen), "")
+        # No results yet (the run is still going): no verdict to show.
+        verdict = overall_verdict(seen) if seen else ""
         out.append({"ip": host.ip, "state": host.state, "verdict": verdict})
     return out
 
@@ -278,14 +278,14 @@ def start_retest(letter: Letter, *, token: str, client_ip: str):
     Raises RateLimited or NothingToTest. The run goes through Celery (the same probe engine
     and the same state rules as any run: a notified host that refuses becomes remediated).
     """
-    from probes.verification.services import start_probe_run
+    from probes.verification.services import create_probe_run
 
     check_limits("retest", token, client_ip)
     ids = retest_candidates(letter)
     if not ids:
         raise NothingToTest
     with transaction.atomic():
-        run = start_probe_run(letter.campaign, host_ids=ids, reason=SELF_SERVICE)
+        run = create_probe_run(letter.campaign, host_ids=ids, reason=SELF_SERVICE)
         record(RETEST_ACTION, campaign_id=letter.campaign_id, obj=letter,
                data={"run": run.pk, "hosts": len(ids), "reason": "requested on the recipient page"})
         transaction.on_commit(lambda: _queue(run.pk, letter.pk))

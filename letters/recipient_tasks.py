@@ -17,12 +17,12 @@ def recipient_retest_task(run_id: int, letter_id: int) -> str:
     Safe to run twice: a finished run is not probed again and the outcome is recorded once.
     """
     from probes.verification.models import ProbeRun
-    from probes.verification.services import execute_probe_run
+    from probes.verification.services import run_probe_run
 
     run = ProbeRun.objects.select_related("campaign").filter(pk=run_id).first()
     letter = Letter.objects.filter(pk=letter_id).first()
     if run is None or letter is None:
         return "gone"
-    run = execute_probe_run(run)
+    run = run_probe_run(run)
     recorded = recipient.record_self_service_outcome(letter, run)
     return f"{run.summary_line} self_service_remediated={recorded}"

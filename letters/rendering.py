@@ -130,8 +130,23 @@ def _cached_ngettext(language: str, singular: str, plural: str, n: int) -> str:
 def _variant_text(variant: str) -> list[str]:
     """`ev.variant|variant_text`: the sentences saying what a check's variant means, in the
     letter's language (the code itself, `plain` or `source_route`, means nothing to a reader)."""
-    with translation.override(_language()):
-        return [str(sentence) for sentence in variants.variant_sentences(variant)]
+    if isinstance(variant, str) and len(variant) <= _VARIANT_CACHE_CHARS:
+        return list(_cached_variant_text(_language(), variant))
+    return list(_uncached_variant_text(_language(), variant))
+
+
+# A variant code is short; a long value (an edited template's own) is not kept in the cache.
+_VARIANT_CACHE_CHARS = 200
+
+
+def _uncached_variant_text(language: str, variant: str) -> tuple[str, ...]:
+    with translation.override(language):
+        return tuple(str(sentence) for sentence in variants.variant_sentences(variant))
+
+
+# Every evidence line of every letter asks this: memoised like _cached_gettext, because
+# translation.override costs more than the rest of the line's rendering.
+_cached_variant_text = functools.lru_cache(maxsize=1024)(_uncached_variant_text)
 
 
 def _gettext(message: str) -> str:

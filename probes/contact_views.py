@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
@@ -15,19 +14,13 @@ from campaign import agencies
 from campaign import selectors as campaign_selectors
 from campaign.roles import has_perm
 from campaign.views import require_perm
-from probes.contacts import pages, services, tasks
+from probes.contacts import pages, services
 from probes.contacts.forms import (
     ContactOverrideForm,
     ContactRunForm,
     SuppressionForm,
     SuppressionRemoveForm,
 )
-from probes.contacts.models import ContactRun
-
-
-def queue_run(run: ContactRun) -> None:
-    # After commit: a worker must find the run row it is handed.
-    transaction.on_commit(lambda: tasks.resolve_contacts.delay(run.pk))
 
 
 @require_http_methods(["GET", "POST"])
@@ -37,8 +30,9 @@ def contact_run_start(request: HttpRequest, slug: str) -> HttpResponse:
     agencies.require_lead(request.user, campaign)
     form = ContactRunForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        run = services.start_run(campaign, mode=form.cleaned_data["mode"], actor=request.user)
-        queue_run(run)
+        run = services.create_contact_run(campaign, mode=form.cleaned_data["mode"],
+                                          actor=request.user)
+        services.queue_contact_run(run)
         messages.success(request, f"Contact resolution #{run.pk} queued.")
         return redirect("contact_run_detail", slug=campaign.slug, pk=run.pk)
     return render(request, "contacts/run_form.html", {"campaign": campaign, "form": form},
@@ -53,17 +47,8 @@ def contact_run_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse
     return render(request, "contacts/run_detail.html", {
         "campaign": campaign,
         "run": run,
-        "finished": pages.run_finished(run),
+        "finished": run.finished,
     })
-
-
-@require_GET
-@require_perm("view_campaign")
-def contact_run_status(request: HttpRequest, slug: str, pk: int) -> JsonResponse:
-    campaign = campaign_selectors.campaign_for(request.user, slug)
-    response = JsonResponse(pages.run_status_data(pages.run_for(campaign, pk)))
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 @require_http_methods(["GET", "POST"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError
 
 from probes.verification import services
 from probes.verification.models import ProbeRun
@@ -15,7 +15,7 @@ RETRY_ON_DB = {"autoretry_for": (OperationalError, InterfaceError), "retry_backo
 
 
 @shared_task(name="probes.run", **RETRY_ON_DB)
-def probe_run_task(run_id: int) -> int:
+def run_probe_run_task(run_id: int) -> int:
     """Fan a run out into chunk tasks; returns how many chunks were queued."""
     run = ProbeRun.objects.filter(pk=run_id).first()
     if run is None or not services.mark_running(run):
@@ -44,12 +44,8 @@ def reprobe_due_task() -> list[int]:
     """Beat: re-probe hosts whose last probe is older than their campaign's interval."""
     runs = services.start_due_reprobes()
     for run in runs:
-        transaction.on_commit(lambda run_id=run.pk: probe_run_task.delay(run_id))
+        services.queue_probe_run(run)
     return [run.pk for run in runs]
-
-
-def queue_probe_run(run: ProbeRun) -> None:
-    transaction.on_commit(lambda: probe_run_task.delay(run.pk))
 
 
 # Contact-resolution tasks live with their code; importing them registers them with Celery.

@@ -4,26 +4,19 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from campaign import agencies
 from campaign import selectors as campaign_selectors
 from campaign.views import require_perm
 from probes.forms import ProbeRunForm
-from probes.tasks import queue_probe_run
 from probes.verification import selectors
 from probes.verification.base import VERDICTS
-from probes.verification.models import ProbeRun
-from probes.verification.services import select_hosts, start_probe_run
+from probes.verification.services import create_probe_run, queue_probe_run, select_hosts
 
 RESULTS_PER_PAGE = 50
-
-
-def run_finished(run: ProbeRun) -> bool:
-    return run.status in (ProbeRun.DONE, ProbeRun.FAILED)
 
 
 @require_http_methods(["GET", "POST"])
@@ -43,7 +36,7 @@ def probe_run_start(request: HttpRequest, slug: str) -> HttpResponse:
         if not host_ids:
             form.add_error(None, "No host of this campaign matches; there is nothing to probe.")
         else:
-            run = start_probe_run(
+            run = create_probe_run(
                 campaign, actor=request.user, state=state, limit=limit, host_ids=host_ids
             )
             queue_probe_run(run)
@@ -65,34 +58,11 @@ def probe_run_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         verdict = ""
     paginator = Paginator(selectors.run_results(run, verdict=verdict), RESULTS_PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))
-    finished = run_finished(run)
     return render(request, "probes/run_detail.html", {
         "campaign": campaign,
         "run": run,
-        "finished": finished,
+        "finished": run.finished,
         "verdict": verdict,
         "verdicts": VERDICTS,
         "results_page": page,
-        "status_url": reverse("probe_run_status", args=[campaign.slug, run.pk]),
     })
-
-
-def run_status_data(run: ProbeRun) -> dict:
-    data = selectors.run_progress(run)
-    data.update(
-        finished=run_finished(run),
-        status_label=run.get_status_display(),
-        checks_done=run.checks_done,
-        summary=run.summary_line,
-    )
-    return data
-
-
-@require_GET
-@require_perm("view_campaign")
-def probe_run_status(request: HttpRequest, slug: str, pk: int) -> JsonResponse:
-    campaign = campaign_selectors.campaign_for(request.user, slug)
-    run = selectors.run_for(campaign, pk)
-    response = JsonResponse(run_status_data(run))
-    response["Cache-Control"] = "no-store"
-    return response

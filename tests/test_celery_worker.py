@@ -19,7 +19,7 @@ from campaign.celery import app
 from campaign.imports import create_import
 from campaign.models import FeedImport, Host, Sighting
 from campaign.services import create_campaign
-from campaign.tasks import run_import
+from campaign.tasks import run_import_task
 from tests.conftest import FEEDS
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -53,7 +53,7 @@ def campaign_tx(db):
 
 def test_the_worker_runs_a_queued_import_and_reports_its_summary(worker, campaign_tx):
     feed_import = create_import(campaign=campaign_tx, source=str(FEEDS / "open-proxies.txt"))
-    result = run_import.delay(feed_import.pk)
+    result = run_import_task.delay(feed_import.pk)
     assert not isinstance(result, EagerResult)  # it really went through the broker
     assert result.get(timeout=30) == "lines=107 added=89 known=0 rejected=11"
     feed_import.refresh_from_db()
@@ -85,7 +85,7 @@ def test_the_worker_reports_a_refused_url_as_a_permanent_failure(
     settings.MEDIA_ROOT = tmp_path
     feed_import = create_import(campaign=campaign_tx, source="http://127.0.0.1:9/feed.txt",
                                 kind="relay")
-    outcome = run_import.delay(feed_import.pk).get(timeout=30)
+    outcome = run_import_task.delay(feed_import.pk).get(timeout=30)
     assert outcome.startswith("failed: refusing to connect to 127.0.0.1")
     feed_import.refresh_from_db()
     assert feed_import.status == FeedImport.FAILED
@@ -93,4 +93,4 @@ def test_the_worker_reports_a_refused_url_as_a_permanent_failure(
 
 
 def test_a_task_for_an_import_that_is_gone_does_nothing(worker):
-    assert run_import.delay(987654321).get(timeout=30) == "gone"
+    assert run_import_task.delay(987654321).get(timeout=30) == "gone"

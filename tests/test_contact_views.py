@@ -108,7 +108,7 @@ def test_analysts_resolve_contacts_against_loopback_registries_and_watch_the_run
     detail = body(client.get(response["Location"]))
     assert f"Contact resolution #{run.pk} queued." in detail
     assert "hosts=2 resolved=2 failed=0 queries=2" in detail
-    assert "live-progress.js" not in detail  # finished: nothing to poll
+    assert "job-progress.js" not in detail  # finished: nothing to poll
     host = body(client.get(url("host_detail", campaign.slug, "179.231.41.242")))
     contact = host.split('id="contact"', 1)[1].split("</section>", 1)[0]
     assert "abuse@conectividad-andina.example" in contact
@@ -143,10 +143,10 @@ def test_the_status_endpoint_reports_progress_and_a_running_page_polls(client, r
     assert (data["done"], data["total"], data["percent"]) == (2, 8, 25)
     assert data["summary"] == "hosts=8 resolved=2 failed=0 queries=1"
     page = body(client.get(url("contact_run_detail", campaign.slug, run.pk)))
-    assert "live-progress.js" in page
+    assert "job-progress.js" in page
     assert f'data-status-url="{url("contact_run_status", campaign.slug, run.pk)}"' in page
     assert 'data-field="queries">1<' in page
-    assert "live-progress.js" in body(client.get(url("campaign_detail", campaign.slug)))
+    assert "job-progress.js" in body(client.get(url("campaign_detail", campaign.slug)))
 
 
 def test_a_run_of_another_campaign_or_agency_is_not_found(client, bob, campaign):

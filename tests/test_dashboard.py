@@ -359,7 +359,7 @@ def test_a_finished_import_drops_the_cached_counts(client, alice, campaign, feed
                                                    cache_everything):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from campaign.imports import create_import, execute_import
+    from campaign.imports import create_import, run_import
 
     add_hosts(campaign, 1)
     client.force_login(alice)
@@ -368,7 +368,7 @@ def test_a_finished_import_drops_the_cached_counts(client, alice, campaign, feed
     upload = SimpleUploadedFile("plain-ips.txt", (feeds_dir / "plain-ips.txt").read_bytes())
     feed_import = create_import(campaign=campaign, actor=alice, source="plain-ips.txt",
                                 fmt="auto", kind="relay", upload=upload)
-    execute_import(feed_import.pk)
+    run_import(feed_import.pk)
     client.get(url)  # the last count, while the worker recounts
     assert client.get(url).context["counts"].total == 147
 

@@ -23,7 +23,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
 
-from campaign.imports import create_import, execute_import, import_dir
+from campaign.imports import create_import, import_dir, run_import
 from campaign.models import FeedImport, Host
 from campaign.outbound import FetchError, content_codings, fetch_url_to_file
 from tests.conftest import FEEDS
@@ -310,7 +310,7 @@ def test_an_upload_that_fails_to_import_is_deleted(campaign, settings, tmp_path)
                                 upload=io.BytesIO(PLAIN))
     assert Path(feed_import.stored_file).is_file()
     with pytest.raises(Exception, match="no 'ip' column"):
-        execute_import(feed_import.pk)
+        run_import(feed_import.pk)
     assert files_under(tmp_path / "media") == []
 
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from campaign import kinds
 from campaign.feeds.parsers import FORMATS
-from campaign.imports import create_import, execute_import
+from campaign.imports import create_import, run_import
 from campaign.models import FeedImport, Host, ImportLineIssue, Sighting
 from campaign.services import create_campaign
 from tests.conftest import FEEDS, examples
@@ -392,7 +392,7 @@ def test_a_retried_import_starts_over_cleanly_after_a_crash(campaign):
         cursor.execute(f"INSERT INTO campaign_import_stg_{feed_import.pk} VALUES (1, '8.8.8.8')")
     FeedImport.objects.filter(pk=feed_import.pk).update(status=FeedImport.RUNNING, lines=20)
 
-    done = execute_import(feed_import.pk)
+    done = run_import(feed_import.pk)
     assert done.summary_line == "lines=46 added=42 known=0 rejected=3"
     assert done.issues.count() == 4
     assert not Host.objects.filter(ip="8.8.8.8").exists()
@@ -400,7 +400,7 @@ def test_a_retried_import_starts_over_cleanly_after_a_crash(campaign):
         cursor.execute("SELECT to_regclass(%s)", [f"campaign_import_stg_{feed_import.pk}"])
         assert cursor.fetchone()[0] is None
     # Running a finished import again is a no-op.
-    assert execute_import(feed_import.pk).summary_line == done.summary_line
+    assert run_import(feed_import.pk).summary_line == done.summary_line
     assert Sighting.objects.count() == 42
 
 
@@ -443,7 +443,7 @@ def test_an_import_of_arbitrary_lines_finishes_and_accounts_for_every_line(
     path = tmp_path / "feed.txt"
     path.write_bytes("".join(f"{line}\r\n" for line in lines).encode("utf-8", "surrogatepass"))
     feed_import = create_import(campaign=campaign, source=str(path), fmt=fmt, kind="relay")
-    done = execute_import(feed_import.pk)
+    done = run_import(feed_import.pk)
     assert done.status == FeedImport.DONE
     assert done.lines == len(lines)
     ignorable = sum(1 for line in lines if not line.strip() or line.strip()[0] in "#;")
@@ -494,4 +494,4 @@ def test_a_relative_path_is_stored_absolute_so_a_worker_elsewhere_finds_it(
     assert feed_import.source == str(tmp_path / "feed.txt")
     assert feed_import.feed.name == "feed.txt"
     monkeypatch.chdir("/")
-    assert execute_import(feed_import.pk).summary_line == "lines=1 added=1 known=0 rejected=0"
+    assert run_import(feed_import.pk).summary_line == "lines=1 added=1 known=0 rejected=0"

@@ -20,7 +20,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from campaign import kinds, states
-from campaign.imports import create_import, execute_import
+from campaign.imports import create_import, run_import
 from campaign.models import Campaign, Host
 from probes import lab
 from probes.contacts import services as contact_services
@@ -117,7 +117,7 @@ def import_lab_feeds(campaign: Campaign, tmp_path: Path) -> list[str]:
                                 ("lab-proxies.txt", "ip", "proxy")):
         feed_import = create_import(campaign=campaign, source=str(lab_feed(filename, tmp_path)),
                                     fmt=fmt, kind=kind)
-        summaries.append(execute_import(feed_import.pk).summary_line)
+        summaries.append(run_import(feed_import.pk).summary_line)
     return summaries
 
 
@@ -138,7 +138,7 @@ def test_the_whole_pipeline_runs_against_the_lab_without_leaving_loopback(
         "lines=9 added=8 known=0 rejected=0", "lines=5 added=4 known=0 rejected=0",
     ]
 
-    run = probe_services.execute_probe_run(probe_services.start_probe_run(campaign))
+    run = probe_services.run_probe_run(probe_services.create_probe_run(campaign))
 
     assert run.status == ProbeRun.DONE
     assert run.by_verdict == {"open": 7, "not_open": 3, "unreachable": 2, "error": 0}
@@ -274,7 +274,7 @@ def test_under_the_lab_settings_a_feed_line_for_this_machine_is_refused(
     assert lab_settings.PROBE_ALLOWED_NETWORKS == [f"{BASE}.0/24"]
     feed = tmp_path / "mixed.txt"
     feed.write_text(f"127.0.0.1\n127.0.1.1\n{BASE}.17\n")
-    done = execute_import(create_import(campaign=campaign, source=str(feed), fmt="ip",
+    done = run_import(create_import(campaign=campaign, source=str(feed), fmt="ip",
                                         kind="relay").pk)
     assert done.summary_line == "lines=3 added=1 known=0 rejected=2"
     assert list(Host.objects.filter(campaign=campaign).values_list("ip", flat=True)) == [
@@ -291,7 +291,7 @@ def test_hosts_outside_the_lab_show_as_refused_not_as_errors(
                for ip in ("36.138.116.5", "36.138.116.6")]
     Host.objects.create(campaign=campaign, ip=f"{BASE}.18", kinds=kinds.RELAY)
 
-    run = probe_services.execute_probe_run(probe_services.start_probe_run(campaign))
+    run = probe_services.run_probe_run(probe_services.create_probe_run(campaign))
 
     # The CLI line keeps its four verdicts; the pages tell the refusal apart.
     # (the lab host has no feed port: the default relay ports 25/587, where the lab is silent)

@@ -278,7 +278,7 @@ def test_a_reviewer_approves_staff_send_and_the_letters_reach_the_outbox(
     assert set(Letter.objects.values_list("state", flat=True)) == {states.SENT}
     page = body(client.get(response["Location"]))
     assert "Sending of batch" in page
-    assert 'data-state="sent"' in page and "live-progress.js" not in page
+    assert 'data-state="sent"' in page and "job-progress.js" not in page
     letters = body(client.get(url("letter_list", campaign.slug), {"state": "sent"}))
     assert letters.count('<span class="lstate lstate-sent">Sent</span>') == 3
     host_page = body(client.get(url("host_detail", campaign.slug, three_contacts[0].ip)))
@@ -307,7 +307,7 @@ def test_the_batch_status_endpoint_counts_letters_by_state(client, bob, rita, ca
     assert services.send_letter(first.pk) == services.SENT
     client.force_login(rita)
     page = body(client.get(url("batch_detail", campaign.slug, batch.pk)))
-    assert "live-progress.js" in page
+    assert "job-progress.js" in page
     assert f'data-status-url="{url("batch_status", campaign.slug, batch.pk)}"' in page
     data = client.get(url("batch_status", campaign.slug, batch.pk)).json()
     assert data["status"] == "sending" and data["finished"] is False

@@ -142,12 +142,12 @@ def test_staff_start_a_run_over_the_hosts_in_one_state_up_to_a_limit(
     assert len(callbacks) == 1  # the run is queued when the transaction commits
     assert run.host_ids == [imported[0].pk, imported[1].pk]
     assert (run.total, run.state_filter, run.status) == (2, "imported", ProbeRun.QUEUED)
-    assert run.started_by == bob
+    assert run.created_by == bob
     event = AuditEvent.objects.get(action="probe_run.start")
     assert event.data["limit"] == 2 and event.data["state"] == "imported"
     page = client.get(response["Location"]).content.decode()
     assert f"Probe run #{run.pk} of 2 hosts queued." in page
-    assert "live-progress.js" in page
+    assert "job-progress.js" in page
     assert "probed=0 open=0 not_open=0 unreachable=0 error=0" in page
 
 
@@ -200,7 +200,7 @@ def test_an_analyst_probes_fake_relays_and_reads_verdicts_and_transcripts(
     assert rows == {"127.0.0.41": "open", "127.0.0.42": "not_open", "127.0.0.43": "unreachable"}
     assert "probed=3 open=1 not_open=1 unreachable=1 error=0" in body
     assert f'href="{url("host_detail", campaign.slug, "127.0.0.41")}"' in body
-    assert "live-progress.js" not in body  # finished: nothing to poll
+    assert "job-progress.js" not in body  # finished: nothing to poll
 
     host_page = client.get(url("host_detail", campaign.slug, "127.0.0.41")).content.decode()
     probe = host_page.split('data-verdict="open"', 1)[1].split("</li>", 1)[0]
@@ -295,13 +295,13 @@ def test_a_running_run_page_polls_and_a_finished_one_does_not(client, alice, cam
     running = recorded_run(campaign, hosts[:1], status=ProbeRun.RUNNING)
     client.force_login(alice)
     page = client.get(url("probe_run_detail", campaign.slug, running.pk)).content.decode()
-    assert "live-progress.js" in page
+    assert "job-progress.js" in page
     assert f'data-status-url="{url("probe_run_status", campaign.slug, running.pk)}"' in page
     campaign_page = client.get(url("campaign_detail", campaign.slug)).content.decode()
-    assert "live-progress.js" in campaign_page
+    assert "job-progress.js" in campaign_page
     ProbeRun.objects.filter(pk=running.pk).update(status=ProbeRun.DONE)
     page = client.get(url("probe_run_detail", campaign.slug, running.pk)).content.decode()
-    assert "live-progress.js" not in page and "data-status-url" not in page
+    assert "job-progress.js" not in page and "data-status-url" not in page
 
 
 def test_the_campaign_page_costs_no_more_queries_with_probe_runs(client, alice, campaign):

@@ -214,7 +214,7 @@ def test_an_analyst_uploads_a_feed_and_sees_the_counts_and_rejection_report(
     assert 'data-line="41"' in body
     row41 = body.split('data-line="41"', 1)[1].split("</tr>", 1)[0]
     assert "private" in row41
-    assert "import-progress.js" not in body  # finished: nothing left to poll
+    assert "job-progress.js" not in body  # finished: nothing left to poll
 
 
 def test_the_status_endpoint_reports_progress_for_the_page_to_poll(client, alice, campaign,
@@ -228,7 +228,7 @@ def test_the_status_endpoint_reports_progress_for_the_page_to_poll(client, alice
     assert data["progress_percent"] == 42
     assert data["lines"] == 7
     page = client.get(url("import_detail", campaign.slug, feed_import.pk)).content.decode()
-    assert "import-progress.js" in page
+    assert "job-progress.js" in page
     assert "Rejection report" not in page
 
 

@@ -8,6 +8,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from campaign.jobs import Job
+
 __all__ = ["NetworkRecord", "Contact", "ContactOverride", "Suppression", "ContactRun",
            "address_key"]
 
@@ -168,14 +170,16 @@ class Suppression(models.Model):
         return self.value
 
 
-class ContactRun(models.Model):
+class ContactRun(Job):
     """One resolve_contacts run (foreground or a worker's), with progress for the UI."""
 
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    STATUS_CHOICES = [(QUEUED, "Queued"), (RUNNING, "Running"), (DONE, "Done"), (FAILED, "Failed")]
+    detail_url_name = "contact_run_detail"
+    status_url_name = "contact_run_status"
+    title = "Contact resolution"
+    progress_label = "Hosts resolved"
+    progress_unit = "host"
+    progress_verb = "looked up"
+
     PENDING = "pending"  # verified_open hosts without a fresh contact
     ALL = "all"
     DUE = "due"  # pending hosts whose retry time has come (the beat's run)
@@ -185,23 +189,15 @@ class ContactRun(models.Model):
         "campaign.Campaign", on_delete=models.CASCADE, related_name="contact_runs"
     )
     mode = models.CharField(max_length=8, choices=MODE_CHOICES, default=PENDING)
-    status = models.CharField(max_length=8, choices=STATUS_CHOICES, default=QUEUED)
     task_id = models.CharField(max_length=64, blank=True)
     hosts_total = models.PositiveIntegerField(default=0)
     hosts_done = models.PositiveIntegerField(default=0)
     resolved = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     queries = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
     # Bumped with every progress report: a "running" run whose heartbeat stopped belongs to
     # a worker that died (the beat's own runs are not redelivered, they run inside its task).
     heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -215,9 +211,18 @@ class ContactRun(models.Model):
                 f"queries={self.queries}")
 
     @property
-    def progress_percent(self) -> int:
-        if self.status == self.DONE:
-            return 100
-        if not self.hosts_total:
-            return 0
-        return min(99, int(100 * self.hosts_done / self.hosts_total))
+    def progress_done(self) -> int:
+        return self.hosts_done
+
+    @property
+    def progress_total(self) -> int:
+        return self.hosts_total
+
+    @property
+    def count_tiles(self) -> list[dict]:
+        return [{"key": key, "label": label, "n": getattr(self, key), "field": key}
+                for key, label in (("resolved", "Resolved"), ("failed", "Failed"),
+                                   ("queries", "Registry queries"))]
+
+    def extra_status_data(self) -> dict:
+        return {"resolved": self.resolved, "failed": self.failed, "queries": self.queries}

@@ -15,33 +15,11 @@ from probes.contacts.models import Contact, ContactOverride, ContactRun, Suppres
 SUPPRESSIONS_PER_PAGE = 100
 
 
-def run_finished(run: ContactRun) -> bool:
-    return run.status in (ContactRun.DONE, ContactRun.FAILED)
-
-
 def run_for(campaign: Campaign, pk: int) -> ContactRun:
     run = ContactRun.objects.select_related("created_by").filter(campaign=campaign, pk=pk).first()
     if run is None:
         raise Http404("no such contact run")
     return run
-
-
-def run_status_data(run: ContactRun) -> dict:
-    """The JSON the live progress box polls (names match its data-field attributes)."""
-    return {
-        "id": run.pk,
-        "status": run.status,
-        "status_label": run.get_status_display(),
-        "finished": run_finished(run),
-        "done": run.hosts_done,
-        "total": run.hosts_total,
-        "percent": run.progress_percent,
-        "resolved": run.resolved,
-        "failed": run.failed,
-        "queries": run.queries,
-        "summary": run.summary_line,
-        "error": run.error,
-    }
 
 
 def campaign_panel(user, campaign: Campaign) -> dict:
@@ -53,7 +31,7 @@ def campaign_panel(user, campaign: Campaign) -> dict:
     run = selectors.latest_run(campaign)
     return {
         "contact_run": run,
-        "contact_run_finished": run is None or run_finished(run),
+        "contact_run_finished": run is None or run.finished,
         "contact_form": ContactRunForm() if has_perm(user, "resolve_contacts") else None,
     }
 

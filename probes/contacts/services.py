@@ -422,7 +422,8 @@ def _bulk_transition(host_ids: list[int], target: str, reason: str, *, actor=Non
 # --- runs (foreground and background) ------------------------------------------------------
 
 
-def start_run(campaign: Campaign, *, mode: str = ContactRun.PENDING, actor=None) -> ContactRun:
+def create_contact_run(campaign: Campaign, *, mode: str = ContactRun.PENDING,
+                       actor=None) -> ContactRun:
     if actor is not None and not has_perm(actor, "resolve_contacts"):
         raise PermissionDenied(f"{actor} may not resolve contacts")
     run = ContactRun.objects.create(campaign=campaign, mode=mode, created_by=actor)
@@ -431,7 +432,15 @@ def start_run(campaign: Campaign, *, mode: str = ContactRun.PENDING, actor=None)
     return run
 
 
-def execute_run(
+def queue_contact_run(run: ContactRun) -> None:
+    """Hand the run to the workers once the transaction that created it commits."""
+    from probes.contacts.tasks import run_contact_run_task  # the tasks call this module
+
+    # After commit: a worker must find the run row it is handed.
+    transaction.on_commit(lambda: run_contact_run_task.delay(run.pk))
+
+
+def run_contact_run(
     run_id: int,
     *,
     lookup: ContactLookup | None = None,
@@ -462,9 +471,7 @@ def execute_run(
     try:
         summary = resolve_hosts(run.campaign, mode=run.mode, lookup=lookup, progress=report)
     except Exception as exc:
-        ContactRun.objects.filter(pk=run_id).update(
-            status=ContactRun.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
-        )
+        run.mark_failed(str(exc))
         raise
     ContactRun.objects.filter(pk=run_id).update(
         status=ContactRun.DONE, hosts_total=summary.hosts, hosts_done=summary.hosts,

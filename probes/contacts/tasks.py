@@ -9,9 +9,9 @@ from probes.contacts.models import ContactRun
 
 
 @shared_task(name="probes.resolve_contacts")
-def resolve_contacts(run_id: int) -> str | None:
+def run_contact_run_task(run_id: int) -> str | None:
     """Do one queued ContactRun (from `resolve_contacts --background` or the campaign page)."""
-    run = services.execute_run(run_id)
+    run = services.run_contact_run(run_id)
     return run.summary_line if run is not None else None
 
 
@@ -25,8 +25,8 @@ def resolve_due_contacts() -> int:
             campaign=campaign, status__in=[ContactRun.QUEUED, ContactRun.RUNNING]
         ).exists():
             continue  # one run per campaign at a time; the next beat picks up the rest
-        run = services.start_run(campaign, mode=ContactRun.DUE)
-        services.execute_run(run.pk)
+        run = services.create_contact_run(campaign, mode=ContactRun.DUE)
+        services.run_contact_run(run.pk)
         started += 1
     return started
 

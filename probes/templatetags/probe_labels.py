@@ -41,7 +41,7 @@ def result_label(result) -> str:
 
 @register.simple_tag
 def verdict_counts(run) -> list[dict]:
-    """The run's tiles: `{key, label, n, field}`; `field` is what live-progress.js fills from
+    """The run's tiles: `{key, label, n, field}`; `field` is what job-progress.js fills from
     the run's status JSON. Hosts refused as outside the lab get their own tile, not "Error"."""
     shown = selectors.shown_counts(run)
     tiles = [{"key": key, "label": verdict_label(key), "n": n, "field": f"by_verdict.{key}"}

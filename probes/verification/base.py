@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import hmac
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from campaign import outbound
@@ -21,6 +21,20 @@ NOT_OPEN = "not_open"
 UNREACHABLE = "unreachable"
 ERROR = "error"
 VERDICTS = (OPEN, NOT_OPEN, UNREACHABLE, ERROR)
+
+
+def overall_verdict(verdicts: Iterable[str]) -> str:
+    """One verdict from several (a host's checks, a check's attempts): open if any was open;
+    unreachable only if every one was (silence everywhere); else not_open if any check got a
+    refusal; else error. No verdicts at all is an error: nothing was learnt."""
+    seen = set(verdicts)
+    if OPEN in seen:
+        return OPEN
+    if seen == {UNREACHABLE}:
+        return UNREACHABLE
+    if NOT_OPEN in seen:
+        return NOT_OPEN
+    return ERROR
 
 SMTP_RELAY = "smtp_relay"
 HTTP_PROXY = "http_proxy"

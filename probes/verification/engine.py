@@ -23,8 +23,6 @@ from probes.verification import proxy, smtp
 from probes.verification.base import (
     ERROR,
     HTTP_PROXY,
-    NOT_OPEN,
-    OPEN,
     SMTP_RELAY,
     SOCKS4,
     SOCKS5,
@@ -32,6 +30,7 @@ from probes.verification.base import (
     CheckFn,
     CheckOutcome,
     ProbeConfig,
+    overall_verdict,
     run_check,
 )
 
@@ -63,17 +62,10 @@ class HostOutcome:
 
     @property
     def verdict(self) -> str:
-        """open if any check is; unreachable if all are; error if none answered sensibly."""
-        verdicts = {o.verdict for o in self.outcomes}
-        if self.refused or not verdicts:
+        """The checks' overall verdict; error if the address policy refused the target."""
+        if self.refused:
             return ERROR
-        if OPEN in verdicts:
-            return OPEN
-        if verdicts == {UNREACHABLE}:
-            return UNREACHABLE
-        if NOT_OPEN in verdicts:
-            return NOT_OPEN
-        return ERROR
+        return overall_verdict(o.verdict for o in self.outcomes)
 
 
 def network_of(ip: str) -> str:

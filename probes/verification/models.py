@@ -2,31 +2,29 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from campaign.jobs import Job
 from probes.verification.base import CHECKS, VERDICTS
 
 __all__ = ["ProbeRun", "ProbeResult"]
 
 
-class ProbeRun(models.Model):
+class ProbeRun(Job):
     """One batch of hosts probed for a campaign, with its progress and summary."""
 
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    STATUS_CHOICES = [(QUEUED, "Queued"), (RUNNING, "Running"), (DONE, "Done"), (FAILED, "Failed")]
+    detail_url_name = "probe_run_detail"
+    status_url_name = "probe_run_status"
+    title = "Probe run"
+    progress_label = "Hosts probed"
+    progress_unit = "host"
+    progress_verb = "probed"
+    counts_class = "verdict-counts"
 
     campaign = models.ForeignKey(
         "campaign.Campaign", on_delete=models.CASCADE, related_name="probe_runs"
     )
-    started_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
-    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=QUEUED)
     reason = models.CharField(max_length=40, default="manual", help_text="manual, reprobe, …")
     state_filter = models.CharField(max_length=20, blank=True)
     # The hosts chosen when the run was started: a retried chunk probes exactly these, even
@@ -40,10 +38,6 @@ class ProbeRun(models.Model):
     not_open_count = models.PositiveIntegerField(default=0)
     unreachable_count = models.PositiveIntegerField(default=0)
     error_count = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -52,10 +46,12 @@ class ProbeRun(models.Model):
         return f"probe run #{self.pk} of {self.campaign_id}"
 
     @property
-    def progress_percent(self) -> int:
-        if self.status == self.DONE:
-            return 100
-        return min(99, int(100 * self.done / self.total)) if self.total else 0
+    def progress_done(self) -> int:
+        return self.done
+
+    @property
+    def progress_total(self) -> int:
+        return self.total
 
     @property
     def by_verdict(self) -> dict[str, int]:
@@ -70,6 +66,19 @@ class ProbeRun(models.Model):
     def summary_line(self) -> str:
         counts = " ".join(f"{k}={v}" for k, v in self.by_verdict.items())
         return f"probed={self.done} {counts}"
+
+    @property
+    def count_tiles(self) -> list[dict]:
+        # The labels live with the page code, which imports these models.
+        from probes.templatetags.probe_labels import verdict_counts
+
+        return verdict_counts(self)
+
+    def extra_status_data(self) -> dict:
+        from probes.verification.selectors import shown_counts
+
+        return {"shown": shown_counts(self), "by_verdict": self.by_verdict,
+                "checks_done": self.checks_done}
 
 
 class ProbeResult(models.Model):

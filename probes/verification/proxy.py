@@ -30,6 +30,7 @@ from probes.verification.base import (
     Session,
     Transcript,
     canary_proof,
+    overall_verdict,
 )
 
 MAX_HEADERS = 16 * 1024
@@ -144,16 +145,9 @@ async def http_proxy(ip: str, port: int, config: ProbeConfig, t: Transcript) -> 
     if opened:
         out.verdict, out.variant = OPEN, ",".join(opened)
     else:
-        out.verdict = _combine(list(verdicts.values()))
+        out.verdict = overall_verdict(verdicts.values())
         out.error = "; ".join(errors)[:500]
     return out
-
-
-def _combine(verdicts: list[str]) -> str:
-    for verdict in (OPEN, NOT_OPEN, ERROR):
-        if verdict in verdicts:
-            return verdict
-    return UNREACHABLE
 
 
 def _canary_ipv4(config: ProbeConfig) -> bytes:
@@ -211,7 +205,7 @@ async def socks4(ip: str, port: int, config: ProbeConfig, t: Transcript) -> Chec
             out.verdict, out.variant = OPEN, variant
             break
     if out.verdict != OPEN:
-        out.verdict = _combine(list(verdicts.values()))
+        out.verdict = overall_verdict(verdicts.values())
         out.error = "; ".join(errors)[:500]
     out.details = {"attempts": verdicts}
     return out

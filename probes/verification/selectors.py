@@ -101,7 +101,7 @@ def run_for(campaign: Campaign, pk: int) -> ProbeRun:
     from django.http import Http404
 
     run = (
-        ProbeRun.objects.select_related("started_by").defer("host_ids")
+        ProbeRun.objects.select_related("created_by").defer("host_ids")
         .filter(campaign=campaign, pk=pk).first()
     )
     if run is None:

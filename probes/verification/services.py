@@ -137,7 +137,7 @@ def select_hosts(campaign: Campaign, *, state: str | None = None, limit: int | N
     return list(qs[:limit] if limit else qs)
 
 
-def start_probe_run(
+def create_probe_run(
     campaign: Campaign,
     *,
     actor=None,
@@ -156,7 +156,7 @@ def start_probe_run(
 
     with transaction.atomic():
         run = ProbeRun.objects.create(
-            campaign=campaign, started_by=actor if getattr(actor, "pk", None) else None,
+            campaign=campaign, created_by=actor if getattr(actor, "pk", None) else None,
             state_filter=state or "", host_ids=ids, total=len(ids), reason=reason,
         )
         record("probe_run.start", actor=actor, campaign_id=campaign.pk, obj=run,
@@ -180,20 +180,25 @@ def mark_running(run: ProbeRun) -> bool:
     return run.status == ProbeRun.RUNNING
 
 
-def execute_probe_run(
+def queue_probe_run(run: ProbeRun) -> None:
+    """Hand the run to the workers once the transaction that created it commits."""
+    from probes.tasks import run_probe_run_task  # the tasks call this module
+
+    transaction.on_commit(lambda: run_probe_run_task.delay(run.pk))
+
+
+def run_probe_run(
     run: ProbeRun, progress: Progress | None = None, *, chunk_size: int | None = None
 ) -> ProbeRun:
-    """Probe every host of the run in this process, chunk after chunk (the command's path)."""
+    """Probe every host of the run in this process, chunk after chunk (the command's path;
+    the workers fan the same chunks out instead, see probes.tasks)."""
     if not mark_running(run):
         return run
     try:
         for host_ids in chunks(run, chunk_size):
             probe_chunk(run, host_ids, progress)
     except Exception as exc:
-        ProbeRun.objects.filter(pk=run.pk).update(
-            status=ProbeRun.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000],
-            finished_at=timezone.now(),
-        )
+        run.mark_failed(f"{type(exc).__name__}: {exc}")
         raise
     finish_run_if_complete(run)
     run.refresh_from_db()
@@ -344,5 +349,5 @@ def start_due_reprobes(*, now: datetime | None = None, limit: int = 5000) -> lis
             continue
         ids = due_hosts(campaign, now=now, limit=limit)
         if ids:
-            runs.append(start_probe_run(campaign, host_ids=ids, reason="reprobe"))
+            runs.append(create_probe_run(campaign, host_ids=ids, reason="reprobe"))
     return runs

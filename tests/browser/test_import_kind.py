@@ -29,4 +29,4 @@ def test_a_two_kind_campaign_asks_for_the_kind_and_the_retry_imports(
     page.get_by_label("Suspected of").select_option("relay")
     page.get_by_role("button", name="Start import").click()
     page.wait_for_url(re.compile(r"/imports/\d+/$"))
-    expect(page.locator("#import-progress [data-field='status']")).to_have_text("Done")
+    expect(page.locator("#import-progress [data-field='status_label']")).to_have_text("Done")

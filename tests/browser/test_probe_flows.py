@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from campaign import kinds
-from campaign.imports import create_import, execute_import
+from campaign.imports import create_import, run_import
 from campaign.models import Host
 from probes.verification.models import ProbeResult, ProbeRun
 from tests import probe_fixtures
@@ -32,7 +32,7 @@ def lab_hosts(campaign, smtp_fake, tmp_path):
     feed = tmp_path / "lab-relays.txt"
     feed.write_text(f"127.0.0.51:{open_relay.port}\n127.0.0.52:{closed_relay.port}\n"
                     f"127.0.0.53:{closed_port('127.0.0.53')}\n")
-    feed_import = execute_import(
+    feed_import = run_import(
         create_import(campaign=campaign, source=str(feed), fmt="ipport", kind="relay").pk)
     assert (feed_import.added, feed_import.rejected) == (3, 0)
     return {"open": open_relay, "closed": closed_relay}

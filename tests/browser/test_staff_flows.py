@@ -76,7 +76,7 @@ def test_an_analyst_imports_a_feed_watches_it_finish_and_reads_the_rejections(
 
     page.wait_for_url(re.compile(r"/imports/\d+/$"))
     progress = page.locator("#import-progress")
-    expect(progress.locator("[data-field='status']")).to_have_text("Done")
+    expect(progress.locator("[data-field='status_label']")).to_have_text("Done")
     expect(progress).to_contain_text("lines=192 added=146 known=0 rejected=13")
     expect(page.get_by_role("status").first).to_contain_text("queued")
     report = page.locator("#issues")
@@ -106,13 +106,13 @@ def test_the_import_page_follows_a_running_import_until_it_ends(page, campaign, 
     login(page, "alice")
     page.goto(f"/c/{campaign.slug}/imports/{feed_import.pk}/")
     box = page.locator("#import-progress")
-    expect(box.locator("[data-field='progress_percent']")).to_have_text("30")
+    expect(box.locator("span[data-field='percent']")).to_have_text("30")
     expect(page.locator("#report-pending")).to_be_visible()
     screenshot(page, "import-running")
 
     # The worker moves on; the page must notice without anyone reloading it.
     FeedImport.objects.filter(pk=feed_import.pk).update(bytes_read=700, lines=70, added=12)
-    expect(box.locator("[data-field='progress_percent']")).to_have_text("70")
+    expect(box.locator("span[data-field='percent']")).to_have_text("70")
     expect(box.locator("[data-field='added']")).to_have_text("12")
 
     ImportLineIssue.objects.create(feed_import=feed_import, line_no=5, content="999.1.1.1",

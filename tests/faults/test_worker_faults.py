@@ -135,7 +135,7 @@ def test_a_probe_run_killed_mid_chunk_finishes_with_every_host_counted_once(
     thread, start, slow_smtp = lab
     env = probe_env(thread, start)
     expected = lab_hosts(campaign, start, slow_smtp)
-    run = probe_services.start_probe_run(campaign)
+    run = probe_services.create_probe_run(campaign)
     worker = start_worker(**env)
     broker.send_task("probes.run", args=[run.pk])
 
@@ -155,7 +155,7 @@ def test_a_probe_run_survives_a_redis_restart(campaign, start_worker, broker, la
     thread, start, slow_smtp = lab
     env = probe_env(thread, start)
     expected = lab_hosts(campaign, start, slow_smtp)
-    run = probe_services.start_probe_run(campaign)
+    run = probe_services.create_probe_run(campaign)
     worker = start_worker(**env)
     broker.send_task("probes.run", args=[run.pk])
 
@@ -323,7 +323,7 @@ def test_a_contact_run_killed_mid_way_is_finished_by_the_redelivered_task(
         hosts = [Host.objects.create(campaign=campaign, ip=f"{net}.{n}", kinds=kinds.RELAY,
                                      state=states.VERIFIED_OPEN)
                  for net in CONTACT_NETWORKS for n in range(1, 11)]
-        run = contact_services.start_run(campaign)
+        run = contact_services.create_contact_run(campaign)
         worker = start_worker(PROBE_ALLOWED_NETWORKS="127.0.0.0/8", PROBE_LAB_ONLY="1",
                               PROBE_TIMEOUT="3", CONTACT_LOOKUPS_PER_SECOND="0",
                               WHOIS_IANA_SERVER="127.0.0.1:9")

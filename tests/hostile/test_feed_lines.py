@@ -16,7 +16,7 @@ from django.urls import reverse
 from campaign.addresses import AddressPolicy
 from campaign.feeds.lines import numbered_lines
 from campaign.feeds.parsers import Entry, Issue, parse
-from campaign.imports import create_import, execute_import
+from campaign.imports import create_import, run_import
 from campaign.models import FeedImport, Host, ImportLineIssue
 from tests.conftest import make_user
 
@@ -90,7 +90,7 @@ def test_an_import_of_hostile_lines_keeps_every_good_line_and_reports_every_bad_
         lines += [good[i % len(good)] if i < len(good) else f"# comment {i}", line]
     path = tmp_path / "hostile.txt"
     path.write_bytes("\n".join(lines).encode() + b"\n")
-    done = execute_import(create_import(campaign=campaign, source=str(path), fmt="ip",
+    done = run_import(create_import(campaign=campaign, source=str(path), fmt="ip",
                                         kind="relay").pk)
     assert done.status == FeedImport.DONE
     assert done.lines == len(lines)

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from campaign import kinds, states
 from campaign.models import AuditEvent, Feed, FeedImport, Host, Sighting
-from probes.tasks import probe_run_task, reprobe_due_task
+from probes.tasks import reprobe_due_task, run_probe_run_task
 from probes.verification import engine, selectors, services
 from probes.verification.base import ProbeConfig
 from probes.verification.models import ProbeResult, ProbeRun
@@ -45,7 +45,7 @@ def test_a_run_moves_each_host_by_its_overall_verdict(campaign, fake, probe_sett
     d = add_host(campaign, "127.0.0.24", ports=[closed_again.port], state=states.NOTIFIED)
     e = add_host(campaign, "127.0.0.25", ports=[still_open.port], state=states.NOTIFIED)
 
-    run = services.execute_probe_run(services.start_probe_run(campaign))
+    run = services.run_probe_run(services.create_probe_run(campaign))
 
     assert run.status == ProbeRun.DONE
     assert (run.total, run.done) == (5, 5)
@@ -69,9 +69,9 @@ def test_a_run_moves_each_host_by_its_overall_verdict(campaign, fake, probe_sett
 def test_results_are_history_and_selectors_show_the_latest(campaign, fake, probe_settings):
     server = fake(fakes.smtp_server, host="127.0.0.31", rcpt=fakes.relay_everything)
     host = add_host(campaign, "127.0.0.31", ports=[server.port])
-    services.execute_probe_run(services.start_probe_run(campaign))
+    services.run_probe_run(services.create_probe_run(campaign))
     server.options["rcpt"] = fakes.relay_nothing
-    services.execute_probe_run(services.start_probe_run(campaign))
+    services.run_probe_run(services.create_probe_run(campaign))
 
     assert ProbeResult.objects.filter(host=host).count() == 2
     assert selectors.host_probes(host) == [
@@ -86,7 +86,7 @@ def test_a_target_outside_the_allowlist_is_refused_without_any_connection(
     campaign, probe_settings, connections, ip
 ):
     host = add_host(campaign, ip, ports=[25])
-    run = services.execute_probe_run(services.start_probe_run(campaign))
+    run = services.run_probe_run(services.create_probe_run(campaign))
     assert connections == []
     result = ProbeResult.objects.get(host=host)
     assert result.verdict == "error" and "refusing to connect" in result.error
@@ -97,7 +97,7 @@ def test_a_target_outside_the_allowlist_is_refused_without_any_connection(
 def test_loopback_itself_is_refused_without_the_test_allowlist(campaign, settings, connections):
     settings.PROBE_ALLOWED_NETWORKS = []
     host = add_host(campaign, "127.0.0.1", ports=[25])
-    services.execute_probe_run(services.start_probe_run(campaign))
+    services.run_probe_run(services.create_probe_run(campaign))
     assert connections == []
     assert ProbeResult.objects.get(host=host).verdict == "error"
 
@@ -105,7 +105,7 @@ def test_loopback_itself_is_refused_without_the_test_allowlist(campaign, setting
 def test_a_chunk_delivered_twice_probes_and_counts_each_host_once(campaign, fake, probe_settings):
     server = fake(fakes.smtp_server, host="127.0.0.41", rcpt=fakes.relay_nothing)
     add_host(campaign, "127.0.0.41", ports=[server.port])
-    run = services.start_probe_run(campaign)
+    run = services.create_probe_run(campaign)
     services.mark_running(run)
     assert services.probe_chunk(run, run.host_ids) == 1
     assert services.probe_chunk(run, run.host_ids) == 0
@@ -122,17 +122,17 @@ def test_the_celery_task_splits_a_run_into_chunks(campaign, fake, probe_settings
     for ip in ("127.0.0.51", "127.0.0.52", "127.0.0.53"):
         server = fake(fakes.smtp_server, host=ip, rcpt=fakes.relay_everything)
         add_host(campaign, ip, ports=[server.port])
-    run = services.start_probe_run(campaign)
-    assert probe_run_task(run.pk) == 3
+    run = services.create_probe_run(campaign)
+    assert run_probe_run_task(run.pk) == 3
     run.refresh_from_db()
     assert run.status == ProbeRun.DONE and run.done == 3 and run.open_count == 3
-    assert probe_run_task(run.pk) == 0  # redelivered after finishing: nothing to do
+    assert run_probe_run_task(run.pk) == 0  # redelivered after finishing: nothing to do
 
 
 def test_task_arguments_survive_json(campaign, probe_settings):
     import json
 
-    run = services.start_probe_run(campaign)
+    run = services.create_probe_run(campaign)
     assert json.loads(json.dumps([run.pk, services.chunks(run)])) == [run.pk, services.chunks(run)]
 
 
@@ -143,7 +143,7 @@ def test_beat_reprobes_hosts_whose_last_probe_is_older_than_the_interval(
     stale = add_host(campaign, "127.0.0.61", ports=[server.port])
     fresh = add_host(campaign, "127.0.0.62", ports=[server.port])
     imported = add_host(campaign, "127.0.0.63", ports=[server.port])
-    services.execute_probe_run(services.start_probe_run(campaign, host_ids=[stale.pk, fresh.pk]))
+    services.run_probe_run(services.create_probe_run(campaign, host_ids=[stale.pk, fresh.pk]))
     old = timezone.now() - timezone.timedelta(days=campaign.reprobe_interval_days + 1)
     ProbeResult.objects.filter(host=stale).update(started_at=old)
 
@@ -218,6 +218,6 @@ def test_a_person_without_run_probes_cannot_start_a_run(campaign, rita):
     from django.core.exceptions import PermissionDenied
 
     with pytest.raises(PermissionDenied):
-        services.start_probe_run(campaign, actor=rita)
-    run = services.start_probe_run(campaign, actor=None)
-    assert run.started_by is None
+        services.create_probe_run(campaign, actor=rita)
+    run = services.create_probe_run(campaign, actor=None)
+    assert run.created_by is None

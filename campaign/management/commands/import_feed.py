@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from campaign.cli import ProgressBar, get_campaign, get_user
 from campaign.feeds.parsers import FORMATS, FormatError
-from campaign.imports import create_import, execute_import
+from campaign.imports import create_import, run_import
 from campaign.outbound import FetchError
 
 
@@ -38,14 +38,14 @@ class Command(BaseCommand):
                 "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
             ) from None
         if options["background"]:
-            from campaign.tasks import run_import
+            from campaign.tasks import run_import_task
 
-            result = run_import.delay(feed_import.pk)
+            result = run_import_task.delay(feed_import.pk)
             self.stdout.write(f"import={feed_import.pk} job={result.id}")
             return
         bar = ProgressBar(f"import #{feed_import.pk}")
         try:
-            feed_import = execute_import(
+            feed_import = run_import(
                 feed_import.pk,
                 progress=lambda fi: bar.update(fi.bytes_read, fi.bytes_total, f"{fi.lines} lines"),
             )

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from campaign.addresses import AddressPolicy
-from campaign.imports import create_import, execute_import
+from campaign.imports import create_import, run_import
 from campaign.models import Agency, Campaign, Host
 from campaign.services import add_user, create_campaign
 from probes.lab import check_base
@@ -104,7 +104,7 @@ class Command(BaseCommand):
                     source.write_text(feed_text(filename, base))
                 feed_import = create_import(campaign=campaign, source=str(source), fmt=fmt,
                                             kind=kind)
-                feed_import = execute_import(feed_import.pk)
+                feed_import = run_import(feed_import.pk)
                 self.stdout.write(f"{filename}: {feed_import.summary_line}")
         self.stdout.write(f"users: {', '.join(u for u, _ in DEMO_USERS)} / password: {password}")
         self.stdout.write("probes and contact look-ups reach the demo lab (manage.py run_lab, "

@@ -42,14 +42,14 @@ class Command(BaseCommand):
             if actor is None:
                 raise CommandError(f"no user {options['by']!r}")
         try:
-            run = services.start_probe_run(
+            run = services.create_probe_run(
                 campaign, actor=actor, state=options["state"], limit=options["limit"]
             )
         except (ValueError, PermissionDenied) as exc:
             raise CommandError(str(exc)) from exc
 
         if options["background"]:
-            from probes.tasks import queue_probe_run
+            from probes.verification.services import queue_probe_run
 
             queue_probe_run(run)
             self.stdout.write(f"run={run.pk}")
@@ -68,7 +68,7 @@ class Command(BaseCommand):
                 sys.stderr.write(f"\r{run.done}/{run.total} hosts")
                 sys.stderr.flush()
 
-        run = services.execute_probe_run(run, progress)
+        run = services.run_probe_run(run, progress)
         if show_bar:
             sys.stderr.write("\n")
         self.stdout.write(run.summary_line)

@@ -28,11 +28,11 @@ class Command(BaseCommand):
         actor = user_or_error(options["by"]) if options["by"] else None
         mode = ContactRun.ALL if options["all"] else ContactRun.PENDING
         try:
-            run = services.start_run(campaign, mode=mode, actor=actor)
+            run = services.create_contact_run(campaign, mode=mode, actor=actor)
         except PermissionDenied as exc:
             raise CommandError(str(exc)) from None
         if options["background"]:
-            job = tasks.resolve_contacts.apply_async(args=[run.pk])
+            job = tasks.run_contact_run_task.apply_async(args=[run.pk])
             ContactRun.objects.filter(pk=run.pk).update(task_id=job.id)
             self.stdout.write(f"job={job.id}")
             return
@@ -48,7 +48,7 @@ class Command(BaseCommand):
                 )
 
         try:
-            finished = services.execute_run(run.pk, progress=progress)
+            finished = services.run_contact_run(run.pk, progress=progress)
         except services.ContactError as exc:
             raise CommandError(str(exc)) from None
         if show:

@@ -1,4 +1,5 @@
-// Live progress for any box marked `data-live-progress`: poll its `data-status-url` JSON and
+// Live progress of a job (an import, a probe run, a contact run; a letter batch's sending too)
+// for any box marked `data-live-progress`: poll its `data-status-url` JSON and
 // copy values into the elements named by `data-field` ("done", "by_verdict.open", …) until the
 // JSON says `finished`, then reload once so the server renders the final page.
 // A <progress> gets the value; the `status_label` element also gets a `status-<status>` class;
