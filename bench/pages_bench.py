@@ -460,9 +460,7 @@ class Seeder:
 
         with self.step("networks and contacts") as n:
             n[0] = self.insert_select(NetworkRecord, {
-                "ip_version": "4",
-                "start_key": "lpad(to_hex(net * 65536), 32, '0')",
-                "end_key": "lpad(to_hex(net * 65536 + 65535), 32, '0')",
+                "network": "set_masklen('0.0.0.0'::inet + net * 65536, 16)::cidr",
                 "start_address": "'0.0.0.0'::inet + net * 65536",
                 "end_address": "'0.0.0.0'::inet + (net * 65536 + 65535)",
                 "cidrs": "jsonb_build_array(host('0.0.0.0'::inet + net * 65536) || '/16')",

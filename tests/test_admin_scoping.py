@@ -114,7 +114,7 @@ def world(db):
         B: fill(create_campaign(slug="b-2026", agency_name=B), b, b_admin),
     }
     # Global rows, for the unbound-only admins.
-    NetworkRecord.objects.create(ip_version=4, start_key="0", end_key="1",
+    NetworkRecord.objects.create(network="192.0.2.0/24",
                                  start_address="192.0.2.0", end_address="192.0.2.255",
                                  expires_at=timezone.now() + timedelta(days=1))
     LetterTemplate.objects.create(name="first_notice.subject.txt", source="Hello")

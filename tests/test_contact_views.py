@@ -17,7 +17,6 @@ from probes.contacts.models import (
     ContactRun,
     NetworkRecord,
     Suppression,
-    address_key,
 )
 from tests.contacts import conftest as contacts_fixtures
 
@@ -44,9 +43,8 @@ def add_host(campaign, ip, state=states.VERIFIED_OPEN, country=""):
 
 def resolved_contact(host, *, email="abuse@isp.example", language="de", confidence="high"):
     now = timezone.now()
-    version, start = address_key("203.0.113.0")
     network = NetworkRecord.objects.create(
-        ip_version=version, start_key=start, end_key=address_key("203.0.113.255")[1],
+        network="203.0.113.0/24",
         start_address="203.0.113.0", end_address="203.0.113.255", cidrs=["203.0.113.0/24"],
         name="EXAMPLE-NET", handle="NET-203-0-113-0-1", country="DE", organisation="Example ISP",
         email=email, confidence=confidence, source="rdap", server="https://rdap.example/",

@@ -5,35 +5,67 @@ from __future__ import annotations
 import ipaddress
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GistIndex
 from django.db import models
 from django.utils import timezone
 
 from campaign.jobs import Job
 
 __all__ = ["NetworkRecord", "Contact", "ContactOverride", "Suppression", "ContactRun",
-           "address_key"]
+           "CidrField", "covering_network"]
 
 
-def address_key(ip_text: str) -> tuple[int, str]:
-    """(version, 32 hex digits): sorts and compares like the address, in SQL as in Python."""
-    ip = ipaddress.ip_address(ip_text)
-    return ip.version, f"{int(ip):032x}"
+class CidrField(models.Field):
+    """A PostgreSQL `cidr` column, read and written as its text (`203.0.113.0/24`)."""
+
+    description = "An IPv4 or IPv6 network"
+
+    def db_type(self, connection) -> str:
+        return "cidr"
+
+    def get_prep_value(self, value):
+        return None if value is None else str(value)
+
+    def from_db_value(self, value, expression, connection):
+        return value
+
+
+@CidrField.register_lookup
+class CoversAddress(models.Lookup):
+    """`network__covers=ip`: the network holds the address (`>>=`, served by the GiST index)."""
+
+    lookup_name = "covers"
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} >>= {rhs}::inet", [*lhs_params, *rhs_params]
+
+
+def covering_network(start: str, end: str) -> str:
+    """The smallest network holding both addresses (PostgreSQL's `inet_merge`)."""
+    first, last = ipaddress.ip_address(start), ipaddress.ip_address(end)
+    if first.version != last.version:
+        raise ValueError(f"{start} and {end} are not of one IP version")
+    host_bits = (int(first) ^ int(last)).bit_length()
+    prefix = first.max_prefixlen - host_bits
+    return str(ipaddress.ip_network(f"{first}/{prefix}", strict=False))
 
 
 class NetworkRecord(models.Model):
     """One registry answer, cached for every address in its range until it expires.
 
-    Ranges are kept as fixed-width hex keys so "which cached network holds this address" is
-    an indexed range query on any database (SQLite has no inet type).
+    A registry range need not be one CIDR block (ARIN hands out `start - end` ranges), so
+    the exact bounds are kept as `inet` and `network` is the smallest block holding them:
+    "which cached network holds this address" is a GiST look-up on `network`, refined by the
+    bounds.
     """
 
     FOUND = "found"
     NO_CONTACT = "no_contact"
     STATUS_CHOICES = [(FOUND, "Contact found"), (NO_CONTACT, "No contact")]
 
-    ip_version = models.PositiveSmallIntegerField()
-    start_key = models.CharField(max_length=32)
-    end_key = models.CharField(max_length=32)
+    network = CidrField()
     start_address = models.GenericIPAddressField()
     end_address = models.GenericIPAddressField()
     cidrs = models.JSONField(default=list, blank=True)
@@ -57,7 +89,8 @@ class NetworkRecord(models.Model):
     expires_at = models.DateTimeField(db_index=True)
 
     class Meta:
-        indexes = [models.Index(fields=["ip_version", "start_key", "end_key"])]
+        indexes = [GistIndex(fields=["network"], opclasses=["inet_ops"],
+                             name="probes_network_gist")]
 
     def __str__(self) -> str:
         return self.display_range
@@ -70,8 +103,10 @@ class NetworkRecord(models.Model):
             return self.start_address
         return f"{self.start_address} - {self.end_address}"
 
-    def holds(self, version: int, key: str) -> bool:
-        return self.ip_version == version and self.start_key <= key <= self.end_key
+    def holds(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        start = ipaddress.ip_address(self.start_address)
+        end = ipaddress.ip_address(self.end_address)
+        return start.version == ip.version and start <= ip <= end
 
 
 class Contact(models.Model):

@@ -3,6 +3,7 @@ the RDAP bootstrap snapshot. Commands, tasks and views call these."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -43,7 +44,7 @@ from probes.contacts.models import (
     ContactRun,
     NetworkRecord,
     Suppression,
-    address_key,
+    covering_network,
 )
 from probes.contacts.records import MANUAL, NetworkInfo, clean_email
 from probes.contacts.selectors import SuppressionList
@@ -181,14 +182,16 @@ class _NetworkCache:
         self.current: NetworkRecord | None = None
         self.now = timezone.now()
 
-    def find(self, version: int, key: str) -> NetworkRecord | None:
-        if self.current is not None and self.current.holds(version, key):
+    def find(self, ip_text: str) -> NetworkRecord | None:
+        if self.current is not None and self.current.holds(ipaddress.ip_address(ip_text)):
             return self.current
+        # The most specific stored answer: the latest start, then the earliest end.
         found = (
             NetworkRecord.objects.filter(
-                ip_version=version, start_key__lte=key, end_key__gte=key, expires_at__gt=self.now
+                network__covers=ip_text, start_address__lte=ip_text, end_address__gte=ip_text,
+                expires_at__gt=self.now,
             )
-            .order_by("-start_key", "end_key")
+            .order_by("-start_address", "end_address")
             .first()
         )
         if found is not None:
@@ -206,11 +209,8 @@ class _NetworkCache:
         answer = resolution.answer
         best = answer.best() if answer is not None and resolution.status == FOUND else None
         days = PROVISIONAL_DAYS if resolution.provisional else cache_days()
-        version, start_key = address_key(start)
         record_ = NetworkRecord.objects.create(
-            ip_version=version,
-            start_key=start_key,
-            end_key=address_key(end)[1],
+            network=covering_network(start, end),
             start_address=start,
             end_address=end,
             cidrs=net.cidrs[:64],
@@ -240,6 +240,11 @@ class _NetworkCache:
         return record_
 
 
+def _address_order(ip_text: str) -> tuple[int, int]:
+    ip = ipaddress.ip_address(ip_text)
+    return ip.version, int(ip)
+
+
 def resolve_hosts(
     campaign: Campaign,
     *,
@@ -253,7 +258,7 @@ def resolve_hosts(
     the network answer just fetched (or found in the cache) serves all of them.
     """
     rows = select_hosts(campaign, mode)
-    rows.sort(key=lambda row: address_key(row[1]))
+    rows.sort(key=lambda row: _address_order(row[1]))
     summary = ResolveSummary(hosts=len(rows))
     own_lookup = lookup is None
     lookup = lookup or build_lookup()
@@ -302,8 +307,7 @@ def _resolve_chunk(
             else:
                 summary.failed += 1
             continue
-        version, key = address_key(ip_text)
-        network = cache.find(version, key)
+        network = cache.find(ip_text)
         error = ""
         if network is None:
             try:

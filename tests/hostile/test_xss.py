@@ -71,7 +71,7 @@ def world(settings, client):
     other = add_finding(campaign, email="noc@other.example", ip="198.51.100.8", country="US")
     now = timezone.now()
     network = NetworkRecord.objects.create(
-        ip_version=4, start_key="c6336400", end_key="c63364ff", start_address="198.51.100.0",
+        network="198.51.100.0/24", start_address="198.51.100.0",
         end_address="198.51.100.255", cidrs=["198.51.100.0/24"],
         name=payload("network.name"), handle=payload("network.handle"),
         organisation=payload("network.organisation"), raw=payload("network.raw"),
