@@ -28,7 +28,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @functools.lru_cache(maxsize=8)
-def _networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
+def parse_networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
+    """TRUSTED_PROXIES entries as networks; ImproperlyConfigured names a bad one."""
     networks = []
     for entry in entries:
         try:
@@ -41,7 +42,7 @@ def _networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
 
 def trusted_networks() -> tuple[Network, ...]:
     """settings.TRUSTED_PROXIES as networks (read per call: tests change the setting)."""
-    return _networks(tuple(getattr(settings, "TRUSTED_PROXIES", ()) or ()))
+    return parse_networks(tuple(getattr(settings, "TRUSTED_PROXIES", ()) or ()))
 
 
 def _trusted(address, networks: tuple[Network, ...]) -> bool:

@@ -1,21 +1,23 @@
 """Settings for Secure Your Server, all read from the environment.
 
-With nothing set, the project runs on an embedded default: a SQLite file under var/, a
-Celery broker on the local filesystem (no server) and mail printed to the console. With
-DATABASE_URL and CELERY_BROKER_URL/REDIS_URL it runs on PostgreSQL and Redis.
+With nothing set, the project runs on an embedded default: a PostgreSQL server under
+var/postgres (campaign.embedded_db), a Celery broker on the local filesystem (no server) and
+mail printed to the console. With DATABASE_URL and CELERY_BROKER_URL/REDIS_URL it runs on
+your PostgreSQL and Redis. PostgreSQL is the only database.
 """
 
-import ipaddress
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from campaign import embedded_db
+from campaign.clientip import parse_networks
 from campaign.env import email_settings_from_url, env_bool, env_float, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(env_str("SYS_VAR_DIR", str(BASE_DIR / "var")))
-# The embedded defaults (SQLite file, filesystem broker, uploads) live here.
+VAR_DIR = embedded_db.var_dir()
+# The embedded defaults (PostgreSQL data, filesystem broker, uploads) live here.
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", False)
@@ -76,20 +78,18 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"), conn_max_age=60
-    )
-}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # The web process and the worker share the file: WAL lets readers proceed while one
-    # writes, IMMEDIATE transactions avoid "database is locked" upgrade deadlocks.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["OPTIONS"] = {
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 30,
-    }
+if env_str("DATABASE_URL"):
+    DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL"), conn_max_age=60)}
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        # Reports, imports and the network cache are written in PostgreSQL's SQL (inet,
+        # cidr, GiST, COPY): another database would fail later, in the middle of work.
+        raise ImproperlyConfigured(
+            "DATABASE_URL must be a PostgreSQL URL (postgres://user@host:5432/name); unset it "
+            "to use the embedded PostgreSQL under var/postgres"
+        )
+else:
+    # The embedded default: a PostgreSQL server under var/postgres, started on first use.
+    DATABASES = {"default": embedded_db.database_settings(VAR_DIR)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -223,11 +223,7 @@ LOGIN_LOCKOUT_SECONDS = int(env_float("LOGIN_LOCKOUT_SECONDS", 900))
 # Reverse proxies whose X-Forwarded-For is believed, for every rate limit (campaign/clientip.py);
 # empty: trust nobody, the client is REMOTE_ADDR.
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
-for _proxy in TRUSTED_PROXIES:  # a typo must stop the start, not trust or ignore a proxy
-    try:
-        ipaddress.ip_network(_proxy, strict=False)
-    except ValueError as _exc:
-        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is no address or CIDR") from _exc
+parse_networks(tuple(TRUSTED_PROXIES))  # a typo must stop the start, not trust or ignore a proxy
 # django-axes counts and refuses; campaign/login.py holds the rules (see its docstring).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: a locked login never checks a password

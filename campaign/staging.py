@@ -3,8 +3,8 @@
 # ruff: noqa: S608
 """Set-based merge of a parsed feed into hosts and sightings.
 
-Parsed entries are streamed into a per-import staging table (PostgreSQL `COPY` into an
-UNLOGGED table; batched inserts on SQLite), then one transaction decides duplicates,
+Parsed entries are streamed into a per-import staging table (`COPY` into an UNLOGGED
+table), then one transaction decides duplicates,
 rejects networks, upserts hosts and inserts sightings with a handful of statements. This is
 what makes a million-line import take seconds instead of minutes, with flat memory.
 """
@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.db import connection
 
@@ -46,17 +46,15 @@ class Staging:
 
     def __init__(self, import_id: int) -> None:
         self.table = f"campaign_import_stg_{int(import_id)}"
-        self.postgres = connection.vendor == "postgresql"
 
     # -- lifecycle -------------------------------------------------------------------------
     def create(self) -> None:
         self.drop()
-        ip_type = "inet" if self.postgres else "text"
-        unlogged = "UNLOGGED " if self.postgres else ""
         with connection.cursor() as cursor:
+            # UNLOGGED: the table lives for one import; crash safety would only cost WAL.
             cursor.execute(
-                f"CREATE {unlogged}TABLE {self.table} ("
-                f"line_no integer NOT NULL, ip {ip_type} NOT NULL, port integer, "
+                f"CREATE UNLOGGED TABLE {self.table} ("
+                "line_no integer NOT NULL, ip inet NOT NULL, port integer, "
                 "tag text NOT NULL DEFAULT '', seen_at text, evidence text, "
                 "country varchar(2) NOT NULL DEFAULT '', asn bigint, dkey text NOT NULL, "
                 "net_note text)"
@@ -74,12 +72,6 @@ class Staging:
         return hashlib.blake2b(key.encode(), digest_size=16).hexdigest() if len(key) > 64 else key
 
     def load(self, entries: Iterable[Entry]) -> None:
-        if self.postgres:
-            self._load_copy(entries)
-        else:
-            self._load_insert(entries)
-
-    def _load_copy(self, entries: Iterable[Entry]) -> None:
         buffer = io.StringIO()
         write = buffer.write
         for e in entries:
@@ -110,49 +102,29 @@ class Staging:
                 buffer,
             )
 
-    def _load_insert(self, entries: Iterable[Entry]) -> None:
-        rows = [
-            (
-                e.line_no, e.ip, e.port, e.tag.replace("\x00", ""),
-                _sqlite_time(e.seen_at) if e.seen_at else None,
-                json.dumps(e.evidence) if e.evidence else None,
-                e.country, e.asn, self._dkey(e), e.network_note or None,
-            )
-            for e in entries
-        ]
-        with connection.cursor() as cursor:
-            cursor.executemany(
-                f"INSERT INTO {self.table} (line_no, ip, port, tag, seen_at, evidence, country, "
-                "asn, dkey, net_note) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                rows,
-            )
-
     # -- merging (call inside one transaction) ---------------------------------------------
     def merge(self, *, import_id: int, campaign_id: int, kind: int, now: datetime) -> MergeCounts:
         t = self.table
-        now_value = now if self.postgres else _sqlite_time(now)
-        seen = "COALESCE(s.seen_at::timestamptz, %(now)s)" if self.postgres \
-            else "COALESCE(s.seen_at, %(now)s)"
-        params = {"imp": import_id, "campaign": campaign_id, "kind": kind, "now": now_value}
+        seen = "COALESCE(s.seen_at::timestamptz, %(now)s)"
+        params = {"imp": import_id, "campaign": campaign_id, "kind": kind, "now": now}
         shown = (
             "CASE WHEN s.net_note IS NOT NULL THEN s.dkey "
-            f"WHEN s.port IS NOT NULL THEN {self._ip_text('s.ip')} || ':' || s.port "
-            f"ELSE {self._ip_text('s.ip')} END"
+            "WHEN s.port IS NOT NULL THEN host(s.ip) || ':' || s.port "
+            "ELSE host(s.ip) END"
         )
         with connection.cursor() as raw_cursor:
             cursor = _TimedCursor(raw_cursor)
-            if self.postgres:
-                # Fresh statistics let the planner hash-aggregate a million rows instead of
-                # sorting them; more work_mem keeps those hashes in memory.
-                cursor.execute(f"ANALYZE {t}")
-                cursor.execute("SET LOCAL work_mem = '256MB'")
-                # Hosts carry no FK constraint (see Host.campaign): hold the lock it would.
-                cursor.execute(
-                    "SELECT id FROM campaign_campaign WHERE id = %(campaign)s FOR KEY SHARE",
-                    params,
-                )
-                if cursor.fetchone() is None:
-                    raise LookupError(f"campaign {campaign_id} no longer exists")
+            # Fresh statistics let the planner hash-aggregate a million rows instead of
+            # sorting them; more work_mem keeps those hashes in memory.
+            cursor.execute(f"ANALYZE {t}")
+            cursor.execute("SET LOCAL work_mem = '256MB'")
+            # Hosts carry no FK constraint (see Host.campaign): hold the lock it would.
+            cursor.execute(
+                "SELECT id FROM campaign_campaign WHERE id = %(campaign)s FOR KEY SHARE",
+                params,
+            )
+            if cursor.fetchone() is None:
+                raise LookupError(f"campaign {campaign_id} no longer exists")
             # 1. Duplicates within the file: every line after the first with the same key.
             cursor.execute(
                 f"""
@@ -188,16 +160,14 @@ class Staging:
             )
             networks = cursor.rowcount
             # 3. Hosts: insert new ones, widen kinds and seen times of known ones.
-            added, known = (self._upsert_hosts_pg if self.postgres else self._upsert_hosts_sqlite)(
-                cursor, params, seen
-            )
+            added, known = self._upsert_hosts(cursor, params, seen)
             # 4. Sightings: one per remaining host line.
             cursor.execute(
                 f"""
                 INSERT INTO campaign_sighting
                     (host_id, feed_import_id, line_no, seen_at, port, kind, tag, evidence)
                 SELECT h.id, %(imp)s, s.line_no, {seen}, s.port, %(kind)s, s.tag,
-                       {"s.evidence::jsonb" if self.postgres else "s.evidence"}
+                       s.evidence::jsonb
                 FROM {t} s
                 JOIN campaign_host h ON h.campaign_id = %(campaign)s AND h.ip = s.ip
                 WHERE s.net_note IS NULL
@@ -207,10 +177,7 @@ class Staging:
             )
         return MergeCounts(added=added, known=known, duplicates=duplicates, networks=networks)
 
-    def _ip_text(self, column: str) -> str:
-        return f"host({column})" if self.postgres else column
-
-    def _upsert_hosts_pg(self, cursor, params, seen) -> tuple[int, int]:
+    def _upsert_hosts(self, cursor, params, seen) -> tuple[int, int]:
         cursor.execute(
             f"""
             WITH src AS (
@@ -248,50 +215,6 @@ class Staging:
         )
         added, distinct = cursor.fetchone()
         return added, distinct - added
-
-    def _upsert_hosts_sqlite(self, cursor, params, seen) -> tuple[int, int]:
-        t = self.table
-        cursor.execute(
-            f"SELECT count(DISTINCT s.ip) FROM {t} s WHERE s.net_note IS NULL AND EXISTS "
-            "(SELECT 1 FROM campaign_host h WHERE h.campaign_id = %(campaign)s AND h.ip = s.ip)",
-            params,
-        )
-        known = cursor.fetchone()[0]
-        cursor.execute(
-            f"""
-            INSERT INTO campaign_host (campaign_id, ip, kinds, state, country, asn,
-                first_seen, last_seen, state_changed_at)
-            SELECT %(campaign)s, ip, %(kind)s, 'imported', country, asn,
-                   first_seen, last_seen, %(now)s
-            FROM (SELECT s.ip, max(s.country) AS country, max(s.asn) AS asn,
-                         min({seen}) AS first_seen, max({seen}) AS last_seen
-                  FROM {t} s WHERE s.net_note IS NULL GROUP BY s.ip) AS src
-            WHERE true
-            ON CONFLICT (campaign_id, ip) DO UPDATE SET
-                kinds = campaign_host.kinds | excluded.kinds,
-                first_seen = min(campaign_host.first_seen, excluded.first_seen),
-                last_seen = max(campaign_host.last_seen, excluded.last_seen),
-                country = CASE WHEN campaign_host.country = '' THEN excluded.country
-                          ELSE campaign_host.country END,
-                asn = COALESCE(campaign_host.asn, excluded.asn)
-            WHERE campaign_host.kinds <> (campaign_host.kinds | excluded.kinds)
-               OR excluded.first_seen < campaign_host.first_seen
-               OR excluded.last_seen > datetime(campaign_host.last_seen, '+1 hour')
-               OR (campaign_host.country = '' AND excluded.country <> '')
-               OR (campaign_host.asn IS NULL AND excluded.asn IS NOT NULL)
-            """,
-            params,
-        )
-        cursor.execute(f"SELECT count(DISTINCT ip) FROM {t} WHERE net_note IS NULL")
-        distinct = cursor.fetchone()[0]
-        return distinct - known, known
-
-
-def _sqlite_time(value: datetime) -> str:
-    # Django's SQLite backend stores aware datetimes as naive UTC text in this shape.
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 class _TimedCursor:

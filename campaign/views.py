@@ -133,17 +133,14 @@ def host_list(request: HttpRequest, slug: str) -> HttpResponse:
     page = None
     if not form.is_bound or form.is_valid():
         data = form.cleaned_data if form.is_bound else {}
-        try:
-            qs = selectors.filter_hosts(
-                campaign,
-                state=data.get("state") or "",
-                kind=data.get("kind") or "",
-                country=data.get("country") or "",
-                ip=data.get("q"),
-            )
-            page = selectors.host_page(qs, after=data.get("after"), before=data.get("before"))
-        except selectors.UnsupportedSearch as exc:
-            form.add_error("q", str(exc))
+        qs = selectors.filter_hosts(
+            campaign,
+            state=data.get("state") or "",
+            kind=data.get("kind") or "",
+            country=data.get("country") or "",
+            ip=data.get("q"),
+        )
+        page = selectors.host_page(qs, after=data.get("after"), before=data.get("before"))
     # Paging links keep the filters and replace only the cursor.
     params = request.GET.copy()
     for key in ("after", "before"):

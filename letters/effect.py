@@ -63,26 +63,18 @@ GROUP BY 1, 2, 3, 4, 5
 """
 
 # Whole days from t0 to the fix (events) or to the cut-off (still open: censored).
-_DAYS = {
-    "postgresql": "FLOOR(date_part('epoch', CASE WHEN event THEN fixed_at ELSE %(now)s END - t0)"
-                  " / 86400)::int",
-    "sqlite": "CAST(julianday(CASE WHEN event THEN fixed_at ELSE %(now)s END) - julianday(t0)"
-              " AS INTEGER)",
-}
+_DAYS = ("FLOOR(date_part('epoch', CASE WHEN event THEN fixed_at ELSE %(now)s END - t0)"
+         " / 86400)::int")
 
 
 def _cells(campaign: Campaign, now: datetime, from_source: bool) -> list[tuple]:
-    if outcomes.in_use() and not from_source:
+    if not from_source:
         return outcomes.effect_cells(campaign.pk, now)
-    days = _DAYS.get(connection.vendor)
-    if days is None:
-        raise NotImplementedError(f"the effect report does not support {connection.vendor}")
     with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # The per-host aggregate hashes in memory instead of spilling to disk, and JIT
-            # compiling costs more than it saves on this plan.
-            cursor.execute("SET LOCAL work_mem = '128MB'; SET LOCAL jit = off")
-        cursor.execute(_CELLS_SQL.format(members=_SOURCE_MEMBERS, days=days),
+        # The per-host aggregate hashes in memory instead of spilling to disk, and JIT
+        # compiling costs more than it saves on this plan.
+        cursor.execute("SET LOCAL work_mem = '128MB'; SET LOCAL jit = off")
+        cursor.execute(_CELLS_SQL.format(members=_SOURCE_MEMBERS, days=_DAYS),
                        {"campaign": campaign.pk, "first": states.FIRST_NOTICE, "now": now})
         return cursor.fetchall()
 

@@ -351,8 +351,7 @@ class HostOutcome(models.Model):
     bench/report_bench.py). Triggers (migration letters/0004) queue a host in `OutcomeDirty`
     whenever something the report reads changes; `letters.outcomes.refresh_outcomes` turns
     the queue into these rows before every report and once a minute. Only hosts written to
-    (a sent, kept link) or held out (a ControlHost) have a row. SQLite (the embedded demo)
-    computes the report from the source tables instead and leaves this table empty.
+    (a sent, kept link) or held out (a ControlHost) have a row.
 
     No database constraints on the two keys: their checks would run at the refresh's commit
     and wait on a batch build's lock of the campaign row; rows go with their host through

@@ -144,11 +144,6 @@ def _expand(sql: str) -> str:
 _RECOMPUTE = _expand(_RECOMPUTE)
 
 
-def in_use() -> bool:
-    """Whether the report reads HostOutcome (the triggers exist on PostgreSQL only)."""
-    return connection.vendor == "postgresql"
-
-
 CHUNK = 20_000  # queued hosts per transaction: locks held briefly, memory bounded
 _LOCK_KEY = "hashtext('letters.refresh_outcomes')"
 _TEMP_TABLES = {
@@ -166,8 +161,6 @@ def refresh_outcomes(campaign_id: int | None = None, *, wait: bool = True,
     Stops when the queue is empty or a chunk made no progress (every host in it locked
     elsewhere). With `wait=False` (the beat) it returns at once if another refresh runs.
     """
-    if not in_use():
-        return 0
     total = 0
     while True:
         done, progressed, full = _refresh_chunk(campaign_id, wait=wait, chunk=chunk)

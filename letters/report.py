@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter, defaultdict
+from collections import defaultdict
 
-from django.db import connection
 from django.db.models import Q
 
-from campaign import states as host_states
 from campaign.agencies import agency_batches
 from campaign.models import Agency, Campaign
-from letters import outcomes, report_sql, states
+from letters import outcomes, report_sql
 from letters.models import LetterHost
 
 COLUMNS = ("country", "language", "notified", "delivered", "bounced", "replied", "remediated",
@@ -20,7 +18,7 @@ COLUMNS = ("country", "language", "notified", "delivered", "bounced", "replied",
 
 
 def campaign_report(campaign: Campaign, agency: Agency | None = None, *,
-                    in_sql: bool | None = None, from_source: bool = False) -> list[dict]:
+                    from_source: bool = False) -> list[dict]:
     """One row per (country, language) of the hosts written to, plus a total row.
 
     With an agency: only the letters that agency sent (a joint campaign's share of it).
@@ -29,47 +27,16 @@ def campaign_report(campaign: Campaign, agency: Agency | None = None, *,
     bounced, replied) counts for each host it was about. Days to remediation run from the
     first letter that left to the re-test that found the host closed, per host to the tenth.
 
-    On PostgreSQL the whole campaign's rows come from letters.outcomes' per-host rows (a
-    million hosts in well under a second); `from_source` (tests) and an agency's share count
-    from the source tables in one query; elsewhere (SQLite) Python counts the rows.
+    The whole campaign's rows come from letters.outcomes' per-host rows (a million hosts in
+    well under a second); `from_source` (tests, and the check of those rows) and an agency's
+    share count from the source tables in one query.
     """
-    if agency is None and not from_source and outcomes.in_use():
+    if agency is None and not from_source:
         return _rows_from_cells(outcomes.report_cells(campaign.pk))
     scope = Q() if agency is None else agency_batches(agency.pk, via="letter__batch__")
     links = LetterHost.objects.filter(scope, letter__campaign=campaign, dropped=False,
                                       letter__sent_at__isnull=False)
-    if in_sql is None:
-        in_sql = connection.vendor == "postgresql"
-    if in_sql:
-        # One GROUP BY in the database (campaigns of a million hosts); same rows as below.
-        return report_sql.campaign_rows(links)
-    rows = (
-        links.order_by("host_id", "letter__sent_at", "letter_id")
-        .values_list("host_id", "host__country", "host__contact__country", "host__state",
-                     "host__remediated_at",
-                     "letter__language", "letter__state", "letter__sent_at",
-                     "letter__delivered_at", "letter__bounced_at", "letter__replied_at")
-    )
-    hosts: dict[int, dict] = {}
-    for (host_id, country, contact_country, state, remediated_at, language, letter_state,
-         sent_at, delivered_at, bounced_at, replied_at) in rows.iterator(chunk_size=5000):
-        host = hosts.setdefault(host_id, {
-            # The host's own country (from the feed), else its abuse contact's.
-            "country": country or contact_country or "--", "language": language,
-            "first_sent": sent_at,
-            "remediated_at": remediated_at if state == host_states.REMEDIATED else None,
-            "delivered": False, "bounced": False, "replied": False,
-        })
-        host["delivered"] |= bool(delivered_at) or letter_state == states.DELIVERED
-        host["bounced"] |= bool(bounced_at) or letter_state == states.BOUNCED
-        host["replied"] |= bool(replied_at) or letter_state == states.REPLIED
-    # The same cells the kept per-host rows give, so both paths share _rows_from_cells.
-    cells = Counter(
-        (h["country"], h["language"], h["delivered"], h["bounced"], h["replied"],
-         outcomes.tenths_of_days((h["remediated_at"] - h["first_sent"]).total_seconds())
-         if h["remediated_at"] else None)
-        for h in hosts.values())
-    return _rows_from_cells([(*key, n) for key, n in cells.items()])
+    return report_sql.campaign_rows(links)
 
 
 def _rows_from_cells(cells: list[tuple]) -> list[dict]:

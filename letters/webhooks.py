@@ -70,18 +70,16 @@ class UpstreamUnavailable(Exception):
 
 
 class _Guarded:
-    """Mixed in before an anymail webhook view class (see `guarded_view`)."""
+    """Mixed in before an anymail webhook view class (see `guarded_view`).
 
-    def run_validators(self, request: HttpRequest) -> None:
-        try:
-            super().run_validators(request)
-        except (SuspiciousOperation, ImproperlyConfigured):
-            raise
-        except Exception as exc:  # a validator choking on the payload's shape
-            raise MalformedWebhook(f"unreadable {self.esp_name} webhook: "
-                                   f"{type(exc).__name__}") from exc
+    Only through the hook anymail documents for subclasses, `parse_events`; its validators
+    (`validate_request`, every one in the class chain) and `post` stay anymail's own.
+    """
 
     def parse_events(self, request: HttpRequest) -> list:
+        # anymail calls this once every validator has passed: an exception before it came
+        # from a validator (the view function below tells the two apart by this mark).
+        request.anymail_validated = True
         try:
             return list(super().parse_events(request))
         except (SuspiciousOperation, AnymailImproperlyInstalled):
@@ -92,9 +90,6 @@ class _Guarded:
             raise MalformedWebhook(f"unreadable {self.esp_name} webhook payload: "
                                    f"{type(exc).__name__}: {str(exc)[:200]}") from exc
 
-    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        with transaction.atomic():  # all the call's events, or none
-            return super().post(request, *args, **kwargs)
 
 
 def guarded_view(view_class: type, initkwargs: dict | None = None):
@@ -110,12 +105,16 @@ def guarded_view(view_class: type, initkwargs: dict | None = None):
             log.warning("%s webhook called but this site does not use %s "
                         "(ANYMAIL_WEBHOOK_ESPS)", view_class.esp_name, esp)
             return HttpResponseNotFound("no such webhook here", content_type="text/plain")
+        request.anymail_validated = False
         try:
             probe = guarded_class(**initkwargs)
             if getattr(probe, "warn_if_no_basic_auth", False) and not getattr(
                     probe, "basic_auth", None):
                 raise ImproperlyConfigured("no ANYMAIL WEBHOOK_SECRET for a basic-auth webhook")
-            return inner(request, *args, **kwargs)
+            with transaction.atomic():  # all the call's events, or none
+                return inner(request, *args, **kwargs)
+        except SuspiciousOperation:
+            raise  # anymail's own AnymailWebhookValidationFailure included: a 400
         except ImproperlyConfigured as exc:
             log.warning("%s webhook called but not set up on this site: %s",
                         view_class.esp_name, exc)
@@ -128,6 +127,12 @@ def guarded_view(view_class: type, initkwargs: dict | None = None):
                                     content_type="text/plain")
             response["Retry-After"] = "300"
             return response
+        except Exception as exc:
+            if request.anymail_validated:
+                raise  # recording the events failed: a 500, the ESP sends them again
+            # A validator choking on the payload's shape (a missing signature field…).
+            raise MalformedWebhook(f"unreadable {view_class.esp_name} webhook: "
+                                   f"{type(exc).__name__}") from exc
 
     view.view_class = guarded_class
     return view

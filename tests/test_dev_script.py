@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -81,6 +82,11 @@ def test_bin_dev_runs_the_demo_and_stops_everything_on_sigterm(tmp_path):
         assert session_members(dev.pid) == [], "left running after SIGTERM"
         assert time.monotonic() - began < 20
         assert not page_answers(f"http://127.0.0.1:{port}/login/")
+        # It ran on its own embedded PostgreSQL, and stopped it on the way out.
+        pgdata = tmp_path / "var" / "postgres"
+        assert (pgdata / "PG_VERSION").exists()
+        assert "embedded PostgreSQL ready: database sys" in text
+        assert not (pgdata / "postmaster.pid").exists()
     finally:
         # Whatever happened above, leave nothing of this test's bin/dev behind.
         for pid in session_members(dev.pid):
@@ -91,3 +97,5 @@ def test_bin_dev_runs_the_demo_and_stops_everything_on_sigterm(tmp_path):
         if dev.poll() is None:
             dev.kill()
             dev.wait()
+        subprocess.run([sys.executable, "-m", "campaign.embedded_db", "stop"], cwd=REPO,
+                       env=env, capture_output=True, timeout=60)

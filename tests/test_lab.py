@@ -320,7 +320,9 @@ def test_seed_demo_refuses_without_the_loopback_allowlist(tmp_path):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PROBE_", "DJANGO_", "DATABASE_URL", "SYS_VAR_DIR"))}
     env.update(DJANGO_SETTINGS_MODULE="campaign.settings", DEBUG="1",
-               SYS_VAR_DIR=str(tmp_path), DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+               SYS_VAR_DIR=str(tmp_path),
+               # No such database: the refusal comes before any connection.
+               DATABASE_URL="postgres://postgres@127.0.0.1:5432/sys_never_created")
     done = subprocess.run(
         [sys.executable, "manage.py", "seed_demo"], cwd=REPO, env=env,
         capture_output=True, text=True, timeout=120,

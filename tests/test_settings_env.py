@@ -1,5 +1,6 @@
 """Settings from the environment: strict helpers, mail URLs, production checks, and the
-embedded default (SQLite + a broker that needs no server) driven through real subprocesses.
+embedded default (an embedded PostgreSQL under var/ + a broker that needs no server) driven
+through real subprocesses.
 """
 
 from __future__ import annotations
@@ -166,10 +167,13 @@ def test_a_junk_debug_value_stops_the_process(tmp_path):
     assert "DEBUG='perhaps' is not a boolean" in done.stderr
 
 
-def test_with_nothing_set_it_runs_on_sqlite_a_serverless_broker_and_console_mail(tmp_path):
+def test_with_nothing_set_it_runs_on_embedded_postgresql_a_serverless_broker_and_console_mail(
+        tmp_path):
     config = settings_dump(clean_env(DEBUG="1", SYS_VAR_DIR=str(tmp_path)))
-    assert config["engine"] == "django.db.backends.sqlite3"
-    assert config["name"] == str(tmp_path / "db.sqlite3")
+    assert config["engine"] == "campaign.embedded_db"
+    assert config["name"] == "sys"
+    # Reading the settings starts nothing: the server starts on the first connection.
+    assert not (tmp_path / "postgres").exists()
     assert config["broker"] == "filesystem://"
     assert config["email"] == "django.core.mail.backends.console.EmailBackend"
     assert config["hosts"] == ["localhost", "127.0.0.1", "[::1]"]
@@ -185,17 +189,51 @@ def test_with_database_and_redis_urls_it_runs_on_postgresql_and_redis(tmp_path):
     assert config["debug"] is False
 
 
+@pytest.mark.parametrize("url", ["sqlite:///var/db.sqlite3", "mysql://u@db/sys"])
+def test_a_database_other_than_postgresql_is_refused_at_start_up(tmp_path, url):
+    done = manage("check", env=clean_env(DEBUG="1", SYS_VAR_DIR=str(tmp_path), DATABASE_URL=url))
+    assert done.returncode != 0
+    assert "DATABASE_URL must be a PostgreSQL URL" in done.stderr
+
+
+def embedded_db(action: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "campaign.embedded_db", action], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory):
-    """A fresh SQLite installation, migrated once, with no broker server configured."""
+    """A fresh embedded installation (its own PostgreSQL under var/), migrated once, with no
+    broker server configured; the server is stopped afterwards."""
     var = tmp_path_factory.mktemp("embedded")
-    env = clean_env(DEBUG="1", SYS_VAR_DIR=str(var), DATABASE_URL=f"sqlite:///{var}/db.sqlite3")
-    done = manage("migrate", "--noinput", env=env)
-    assert done.returncode == 0, done.stdout + done.stderr
-    done = manage("create_campaign", "demo", "--agency", "Demo Agency", env=env)
+    env = clean_env(DEBUG="1", SYS_VAR_DIR=str(var))
+    try:
+        done = manage("migrate", "--noinput", env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        done = manage("create_campaign", "demo", "--agency", "Demo Agency", env=env)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "campaign=demo agency='Demo Agency' kinds=relay,proxy"
+        yield var, env
+    finally:
+        embedded_db("stop", env)
+
+
+def test_the_embedded_server_is_postgresql_on_a_unix_socket_under_var(embedded):
+    var, env = embedded
+    status = embedded_db("status", env)
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.startswith("embedded PostgreSQL running on socket ")
+    assert (var / "postgres" / "PG_VERSION").read_text().strip() == "18"
+    code = ("import django; django.setup(); from django.db import connection as c; "
+            "c.ensure_connection(); print(c.vendor, c.pg_version // 10000, "
+            "c.settings_dict['HOST'])")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "campaign=demo agency='Demo Agency' kinds=relay,proxy"
-    return var, env
+    vendor, major, host = done.stdout.split()
+    assert (vendor, major) == ("postgresql", "18")
+    # A socket directory, not a TCP host: nothing listens on a port another server wants.
+    assert host.startswith("/") and host in status.stdout
 
 
 def last_line(done: subprocess.CompletedProcess) -> str:

@@ -31,23 +31,11 @@ CREATE TRIGGER campaign_auditevent_append_only
     FOR EACH ROW EXECUTE FUNCTION campaign_audit_append_only();
 """
 
-AUDIT_GUARD_SQLITE = """
-CREATE TRIGGER campaign_auditevent_no_update BEFORE UPDATE ON campaign_auditevent
-BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
-CREATE TRIGGER campaign_auditevent_no_delete BEFORE DELETE ON campaign_auditevent
-BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
-"""
-
 
 def add_guard(apps, schema_editor):
     # Append-only is enforced by the database too, so no code path (admin, shell, a bug)
     # can rewrite history.
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(AUDIT_GUARD)
-    elif schema_editor.connection.vendor == "sqlite":
-        for statement in AUDIT_GUARD_SQLITE.strip().split(";\n"):
-            if statement.strip():
-                schema_editor.execute(statement if statement.endswith(";") else statement + ";")
+    schema_editor.execute(AUDIT_GUARD)
 
 
 class Migration(migrations.Migration):

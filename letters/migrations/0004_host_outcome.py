@@ -4,8 +4,7 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 # Triggers that queue a host in letters_outcomedirty whenever something the campaign report
-# reads about it changes (PostgreSQL only: the embedded SQLite default reports from the source
-# tables). letters.outcomes.refresh_outcomes drains the queue into letters_hostoutcome. A later
+# reads about it changes . letters.outcomes.refresh_outcomes drains the queue into letters_hostoutcome. A later
 # change to what the report reads needs a new migration replacing these functions.
 OUTCOME_TRIGGERS = r"""
 -- A host update holds the host's row until it commits, and the refresh skips locked hosts:
@@ -159,17 +158,15 @@ DROP FUNCTION IF EXISTS letters_outcome_queue_host(bigint);
 
 
 def add_outcome_triggers(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP_OUTCOME_TRIGGERS)  # a re-applied migration starts clean
-        schema_editor.execute(OUTCOME_TRIGGERS)
-        schema_editor.execute(QUEUE_EXISTING)
+    schema_editor.execute(DROP_OUTCOME_TRIGGERS)  # a re-applied migration starts clean
+    schema_editor.execute(OUTCOME_TRIGGERS)
+    schema_editor.execute(QUEUE_EXISTING)
 
 
 def drop_outcome_triggers(apps, schema_editor):
     # Before the tables go: left behind, the triggers would break every write to the tables
     # they watch.
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP_OUTCOME_TRIGGERS)
+    schema_editor.execute(DROP_OUTCOME_TRIGGERS)
 
 
 class Migration(migrations.Migration):

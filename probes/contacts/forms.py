@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from django import forms
 
-from letters.languages import LANGUAGE_NAMES
-from probes.contacts.languages import LETTER_LANGUAGES
+from campaign.languages import LANGUAGES, NAMES
 from probes.contacts.models import ContactRun
 
-LANGUAGE_CHOICES = [(code, f"{LANGUAGE_NAMES[code.lower()]} ({code})") for code in LETTER_LANGUAGES]
+LANGUAGE_CHOICES = [(code, f"{NAMES[code]} ({code})") for code in LANGUAGES]
 
 
 class ContactRunForm(forms.Form):

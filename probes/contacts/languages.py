@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import pycountry
 
-DEFAULT_LANGUAGE = "en"
+from campaign import languages
 
-LETTER_LANGUAGES: tuple[str, ...] = (
-    "en", "es", "fr", "pt-BR", "de", "it", "sq", "bg", "da", "fi", "sv", "hu", "ja", "lt",
-    "nb", "ro", "sr", "zh-Hans", "zh-Hant", "ko", "ms",
-)
+DEFAULT_LANGUAGE = languages.ENGLISH
+LETTER_LANGUAGES: tuple[str, ...] = languages.LANGUAGES  # BCP 47, as contacts store them
 
 _BY_LANGUAGE: dict[str, tuple[str, ...]] = {
     "es": ("ES", "MX", "AR", "CO", "CL", "PE", "VE", "EC", "GT", "CU", "BO", "DO", "HN", "PY",
@@ -68,10 +66,9 @@ def language_for_country(code: str | None) -> str:
 
 def normalise_language(text: str) -> str:
     """Match a staff-typed language tag to ours (`pt-br` → `pt-BR`); ValueError if none."""
-    wanted = (text or "").strip().replace("_", "-").lower()
-    for language in LETTER_LANGUAGES:
-        if language.lower() == wanted:
-            return language
+    found = languages.exact(text)
+    if found:
+        return found
     raise ValueError(
         f"unknown letter language {text!r} (choose one of {', '.join(LETTER_LANGUAGES)})"
     )

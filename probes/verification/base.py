@@ -36,6 +36,7 @@ def overall_verdict(verdicts: Iterable[str]) -> str:
         return NOT_OPEN
     return ERROR
 
+
 SMTP_RELAY = "smtp_relay"
 HTTP_PROXY = "http_proxy"
 SOCKS4 = "socks4"

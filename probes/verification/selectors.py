@@ -11,7 +11,7 @@ from probes.verification.models import ProbeResult, ProbeRun
 
 
 def _latest_ids(results):
-    """Ids of the newest result per host × check × port (works on SQLite and PostgreSQL)."""
+    """Ids of the newest result per host × check × port."""
     return (
         results.values("host_id", "check_name", "port")
         .annotate(latest=Max("id"))

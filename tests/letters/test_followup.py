@@ -105,15 +105,14 @@ def test_the_report_counts_per_country_and_language(campaign, notified, capsys):
     assert "remediated" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("in_sql", [False, True])
-def test_the_report_falls_back_to_the_contacts_country(campaign, bob, victor, in_sql):
+def test_the_report_falls_back_to_the_contacts_country(campaign, bob, victor):
     # A plain IP feed gives hosts no country; the registry's answer for the contact does.
     host = add_finding(campaign, email="abuse@isp.example", language="fr", country="FR")
     Host.objects.filter(pk=host.pk).update(country="")
     batch = approved_batch(campaign, bob, victor)
     assert services.send_batch(batch=batch).sent == 1
     rows = {(r["country"], r["language"])
-            for r in report.campaign_report(campaign, in_sql=in_sql, from_source=True)}
+            for r in report.campaign_report(campaign, from_source=True)}
     assert report.campaign_report(campaign) == report.campaign_report(
-        campaign, in_sql=in_sql, from_source=True)
+        campaign, from_source=True)
     assert ("FR", "fr") in rows and ("--", "fr") not in rows
