@@ -50,6 +50,21 @@ def campaign(agency):
     return create_campaign(slug="oss-2026", agency_name=agency.name, kinds="relay,proxy")
 
 
+FTC, BNETZA = "Federal Trade Commission", "Bundesnetzagentur"
+
+
+def two_agency_campaigns():
+    """The FTC (US) and the Bundesnetzagentur (DE), each with a campaign of its own: the
+    worlds in which one agency's work must not show in or change the other's."""
+    from campaign.models import Agency
+    from campaign.services import create_campaign
+
+    Agency.objects.create(name=FTC, country="US", jurisdiction=["US"])
+    Agency.objects.create(name=BNETZA, country="DE", jurisdiction=["DE"])
+    return (create_campaign(slug="ftc-2026", agency_name=FTC),
+            create_campaign(slug="bnetza-2026", agency_name=BNETZA))
+
+
 def make_user(username: str, role: str, agency_name: str | None = None):
     from campaign.services import add_user
 

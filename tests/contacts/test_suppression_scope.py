@@ -12,16 +12,15 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from campaign import states
-from campaign.models import Agency, AuditEvent, Host
-from campaign.services import create_campaign
+from campaign.models import AuditEvent, Host
 from probes.contacts.models import Contact, Suppression
 from probes.contacts.services import suppress
-from tests.conftest import make_user
+from tests.conftest import BNETZA, FTC, make_user, two_agency_campaigns
 from tests.letters.conftest import add_finding
 
 pytestmark = pytest.mark.django_db
 
-A, B = "Federal Trade Commission", "Bundesnetzagentur"
+A, B = FTC, BNETZA
 SHARED = "abuse@big-isp.example"
 
 
@@ -34,10 +33,7 @@ def run(*args) -> str:
 @pytest.fixture
 def two(db):
     """Two agencies with a campaign each; both have a host whose contact is the same ISP."""
-    Agency.objects.create(name=A, country="US", jurisdiction=["US"])
-    Agency.objects.create(name=B, country="DE", jurisdiction=["DE"])
-    a_campaign = create_campaign(slug="ftc-2026", agency_name=A)
-    b_campaign = create_campaign(slug="bnetza-2026", agency_name=B)
+    a_campaign, b_campaign = two_agency_campaigns()
     return SimpleNamespace(
         a_campaign=a_campaign, b_campaign=b_campaign,
         a_host=add_finding(a_campaign, email=SHARED, country="US"),

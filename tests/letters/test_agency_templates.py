@@ -10,17 +10,16 @@ from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
 
-from campaign.models import Agency, AuditEvent
-from campaign.services import create_campaign
+from campaign.models import AuditEvent
 from letters import services
 from letters.models import LetterTemplate
 from letters.rendering import SAMPLE_CONTEXT, TEMPLATE_DIR, LetterRenderer
-from tests.conftest import make_user
+from tests.conftest import BNETZA, FTC, make_user, two_agency_campaigns
 from tests.letters.conftest import add_finding
 
 pytestmark = pytest.mark.django_db
 
-A, B = "Federal Trade Commission", "Bundesnetzagentur"
+A, B = FTC, BNETZA
 SUBJECT = "first_notice.subject.txt"
 BODY = "first_notice.body.txt"
 SHIPPED_GREETING = "{% trans %}Dear network administrator,{% endtrans %}"
@@ -28,10 +27,7 @@ SHIPPED_GREETING = "{% trans %}Dear network administrator,{% endtrans %}"
 
 @pytest.fixture
 def two(db):
-    Agency.objects.create(name=A, country="US", jurisdiction=["US"])
-    Agency.objects.create(name=B, country="DE", jurisdiction=["DE"])
-    a_campaign = create_campaign(slug="ftc-2026", agency_name=A)
-    b_campaign = create_campaign(slug="bnetza-2026", agency_name=B)
+    a_campaign, b_campaign = two_agency_campaigns()
     add_finding(a_campaign, email="abuse@isp.us.example", country="US")
     add_finding(a_campaign, email="noc@isp.jp.example", country="JP", language="ja")
     add_finding(b_campaign, email="abuse@isp.de.example", country="DE", language="en")
