@@ -14,6 +14,8 @@ class Agency(models.Model):
     country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2")
     sender_email = models.EmailField(blank=True)
     reply_to = models.EmailField(blank=True)
+    # Bounces come back to bounces+<letter token>@this domain (VERP); empty: BOUNCE_DOMAIN.
+    bounce_domain = models.CharField(max_length=253, blank=True)
     letterhead = models.TextField(blank=True)
     signature = models.TextField(blank=True)
     default_language = models.CharField(max_length=10, default="en")

@@ -222,6 +222,10 @@ LOGIN_FAILURES_PER_ADDRESS = int(env_float("LOGIN_FAILURES_PER_ADDRESS", 20))
 LOGIN_LOCKOUT_SECONDS = int(env_float("LOGIN_LOCKOUT_SECONDS", 900))
 # Reverse proxies whose X-Forwarded-For is believed, for every rate limit (campaign/clientip.py);
 # empty: trust nobody, the client is REMOTE_ADDR.
+# Inbound mail (letters/inbound): letters' envelope sender is bounces+<token>@BOUNCE_DOMAIN
+# (an agency's own bounce domain wins); empty: the From address, as without VERP.
+BOUNCE_DOMAIN = env_str("BOUNCE_DOMAIN")
+BOUNCE_LOCAL_PART = env_str("BOUNCE_LOCAL_PART", "bounces")
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
 parse_networks(tuple(TRUSTED_PROXIES))  # a typo must stop the start, not trust or ignore a proxy
 # django-axes counts and refuses; campaign/login.py holds the rules (see its docstring).

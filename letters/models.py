@@ -250,12 +250,31 @@ class LetterEvent(models.Model):
 
 
 class InboundMessage(models.Model):
-    """A reply that came back through the ESP's inbound webhook, threaded to its letter."""
+    """A message that came back: through the ESP's inbound webhook, an MTA's pipe
+    (`receive_mail`) or the IMAP poller; classified (letters.inbound) and threaded to its
+    letter. Kept whatever it holds, the unreadable ones too (flagged, for staff)."""
+
+    BOUNCE, COMPLAINT, AUTO_REPLY, REPLY, UNMATCHED = (
+        "bounce", "complaint", "auto_reply", "reply", "unmatched")
+    KIND_CHOICES = [(BOUNCE, "Bounce"), (COMPLAINT, "Complaint"), (AUTO_REPLY, "Auto-reply"),
+                    (REPLY, "Reply"), (UNMATCHED, "Unmatched")]
 
     letter = models.ForeignKey(
         Letter, null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
     )
+    # Where it came in: an ESP's name, "pipe" (receive_mail), "imap", "recipient-page".
     esp = models.CharField(max_length=40)
+    kind = models.CharField(max_length=12, choices=KIND_CHOICES, default=REPLY)
+    reason = models.CharField(max_length=200, blank=True, help_text="why it is that kind")
+    matched_by = models.CharField(max_length=20, blank=True,
+                                  help_text="verp, message_id, recipient, sender or empty")
+    # Bounced or complaining recipients: [{"address", "status", "permanent"}].
+    recipients = models.JSONField(default=list, blank=True)
+    # The message as it came (bounces and unreadable mail are kept for staff and audit).
+    raw = models.BinaryField(blank=True, default=b"")
+    # sha256 of the raw message: the same message delivered twice is recorded once.
+    digest = models.CharField(max_length=64, blank=True)
+    parse_error = models.CharField(max_length=300, blank=True)
     from_email = models.CharField(max_length=254, blank=True)
     to = models.TextField(blank=True)
     subject = models.CharField(max_length=998, blank=True)
@@ -267,9 +286,13 @@ class InboundMessage(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["digest"], name="inboundmessage_unique_digest",
+                                    condition=~models.Q(digest="")),
+        ]
 
     def __str__(self) -> str:
-        return f"reply from {self.from_email}: {self.subject}"
+        return f"{self.kind} from {self.from_email}: {self.subject}"
 
 
 class ContactDraw(models.Model):

@@ -34,6 +34,7 @@ from campaign.hosts import transition_host
 from campaign.models import Agency, Campaign, Host
 from campaign.roles import has_perm
 from letters import cadence, catalogs, holdout, mailtext, selectors, states
+from letters.inbound.verp import verp_address
 from letters.languages import ENGLISH, LANGUAGES, normalize
 from letters.models import (
     Batch,
@@ -193,6 +194,7 @@ def agency_context(campaign: Campaign, agency: Agency | None = None) -> dict:
         "signature": agency.signature,
         "sender_email": sender,
         "reply_to": agency.reply_to or sender,
+        "bounce_domain": agency.bounce_domain or settings.BOUNCE_DOMAIN,
         "info_url": agency.info_url,
         "instructions_url": agency.instructions_url,
     }
@@ -542,19 +544,28 @@ def build_message(letter: Letter) -> EmailMultiAlternatives:
     if recipient is None:
         raise UnsendableLetter(f"recipient {letter.email!r} is not one plain e-mail address")
     sender = _one_address(agency["sender_email"], "sender")
+    shown_from = str(Address(display_name=" ".join(str(agency["name"]).split()),
+                             addr_spec=sender))
+    headers = {
+        "Message-ID": letter.message_id,
+        "Content-Language": letter.language,
+        "X-Letter-Key": letter.idempotency_key,
+        "Auto-Submitted": "auto-generated",
+    }
+    # The envelope sender names the letter (VERP): any bounce, whatever sends it back,
+    # finds its letter. Through an ESP the ESP's own bounce handling (webhooks) does that.
+    return_path = verp_address(letter.idempotency_key, agency.get("bounce_domain"))
+    if return_path and not settings.EMAIL_BACKEND.startswith("anymail."):
+        headers["From"] = shown_from
+    else:
+        return_path = shown_from
     message = LetterMessage(
         subject=letter.subject,
         body=letter.body_text,
-        from_email=str(Address(display_name=" ".join(str(agency["name"]).split()),
-                               addr_spec=sender)),
+        from_email=return_path,
         to=[recipient],
         reply_to=[_one_address(agency["reply_to"], "reply-to")],
-        headers={
-            "Message-ID": letter.message_id,
-            "Content-Language": letter.language,
-            "X-Letter-Key": letter.idempotency_key,
-            "Auto-Submitted": "auto-generated",
-        },
+        headers=headers,
     )
     message.attach_alternative(letter.body_html, "text/html")
     # anymail: echoed back on tracking events, so events find their letter without ids.
@@ -666,7 +677,7 @@ def send_letter(letter_id: int, *, connection=None,
             message.send()
     except _PERMANENT as exc:
         _finish(letter, token, states.FAILED, error=f"{type(exc).__name__}: {exc}")
-        _suppress(letter.email, reason=f"refused when sending letter {letter.pk}: {exc}",
+        suppress_address(letter.email, reason=f"refused when sending letter {letter.pk}: {exc}",
                   source="bounce", letter=letter)
         return FAILED
     except Exception as exc:  # temporary until proven otherwise: keep it queued
@@ -774,7 +785,9 @@ TIMESTAMP_FIELDS = {
 }
 
 
-def _suppress(email: str, *, reason: str, source: str, letter: Letter) -> None:
+def suppress_address(email: str, *, reason: str, source: str, letter: Letter) -> None:
+    """Put a bounced or complaining address on the do-not-contact list, as the agency whose
+    letter it was (a failure to do so is logged, never raised: the event is still kept)."""
     from probes.contacts.services import ContactError, suppress
 
     # The entry belongs to the agency whose letter bounced (its staff see it listed).
@@ -851,7 +864,7 @@ def record_tracking_event(event, esp_name: str) -> LetterEvent | None:
         source = "complaint" if target == states.COMPLAINED else "bounce"
         # The bounced address, never a domain: a recipient that is not a plain address (a
         # payload's garbage) must not put a whole domain on the do-not-contact list.
-        _suppress(clean_email(recipient) or letter.email,
+        suppress_address(clean_email(recipient) or letter.email,
                   reason=f"{event.event_type} reported by {esp_name} for letter {letter.pk}",
                   source=source, letter=letter)
     return stored
@@ -867,30 +880,14 @@ def _header_ids(message, name: str) -> list[str]:
     return ids
 
 
-def record_inbound(message, esp_name: str) -> InboundMessage:
-    """Thread a reply to the letter it answers (by its references, else by its sender).
+def record_inbound(message, esp_name: str) -> InboundMessage | None:
+    """An ESP's inbound mail, received like any other (letters.inbound.receive): a bounce or
+    an auto-reply that arrives this way is one, not a reply.
 
-    Whatever the reply holds (see letters.mailtext) it is stored: a stranger's broken mail
+    Whatever the message holds (see letters.mailtext) it is stored: a stranger's broken mail
     must not make the webhook fail, or the ESP would send it again forever.
     """
-    senders = mailtext.addresses(message, "From")
-    sender = senders[0].lower() if senders else ""
-    references = (_header_ids(message, "In-Reply-To")
-                  + _header_ids(message, "References")[-MAX_REFERENCES:])[:MAX_REFERENCES + 1]
-    letter = selectors.letter_for_message_ids(references)
-    if letter is None and sender:
-        letter = (Letter.objects.filter(email__iexact=sender, state__in=states.OUT_STATES)
-                  .order_by("-sent_at", "-id").first())
-    stored = InboundMessage.objects.create(
-        letter=letter, esp=mailtext.one_line(esp_name, 40),
-        from_email=sender or mailtext.header_text(message, "From", 254),
-        to=", ".join(mailtext.addresses(message, "To")),
-        subject=mailtext.header_text(message, "Subject", 998),
-        text=mailtext.body_text(message, "text/plain"),
-        html=mailtext.body_text(message, "text/html"),
-        message_id=mailtext.header_text(message, "Message-ID", 255),
-        in_reply_to=" ".join(references)[:2000],
-    )
-    if letter is not None:
-        move_letter(letter, states.REPLIED, data={"esp": esp_name, "reply": stored.pk})
-    return stored
+    from letters.inbound.receive import receive_message
+
+    received = receive_message(message, source=esp_name)
+    return InboundMessage.objects.filter(pk=received.stored_id).first()
