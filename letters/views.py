@@ -13,7 +13,6 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from campaign import agencies
 from campaign import selectors as campaign_selectors
 from campaign.roles import has_perm
 from campaign.views import require_perm
@@ -92,7 +91,7 @@ def batch_create(request: HttpRequest, slug: str) -> HttpResponse:
 @require_perm("view_campaign")
 def batch_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    return _batch_page(request, campaign, agencies.batch_for(request.user, campaign, pk),
+    return _batch_page(request, campaign, pages.visible_batch(request.user, campaign, pk),
                        reload=False)
 
 
@@ -100,7 +99,8 @@ def batch_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_perm("view_campaign")
 def batch_status(request: HttpRequest, slug: str, pk: int) -> JsonResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    response = JsonResponse(pages.batch_status_data(agencies.batch_for(request.user, campaign, pk)))
+    batch = pages.visible_batch(request.user, campaign, pk)
+    response = JsonResponse(pages.batch_status_data(batch))
     response["Cache-Control"] = "no-store"
     return response
 
@@ -109,7 +109,7 @@ def batch_status(request: HttpRequest, slug: str, pk: int) -> JsonResponse:
 @require_perm("build_batch")
 def batch_submit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    batch = agencies.batch_for(request.user, campaign, pk)
+    batch = pages.visible_batch(request.user, campaign, pk)
     try:
         services.submit_batch(batch=batch, actor=request.user)
     except REFUSALS as exc:
@@ -123,7 +123,7 @@ def batch_submit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_perm("review_batch")
 def batch_approve(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    batch = agencies.batch_for(request.user, campaign, pk)
+    batch = pages.visible_batch(request.user, campaign, pk)
     form = ApproveForm(request.POST)
     if not form.is_valid():
         return _batch_page(request, campaign, batch, status=400, approve_form=form)
@@ -142,7 +142,7 @@ def batch_approve(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_perm("review_batch")
 def batch_reject(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    batch = agencies.batch_for(request.user, campaign, pk)
+    batch = pages.visible_batch(request.user, campaign, pk)
     form = RejectForm(request.POST)
     if not form.is_valid():
         return _batch_page(request, campaign, batch, status=400, reject_form=form)
@@ -160,7 +160,7 @@ def batch_reject(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_perm("send_batch")
 def batch_send(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    batch = agencies.batch_for(request.user, campaign, pk)
+    batch = pages.visible_batch(request.user, campaign, pk)
     if batch.state == states.SENT:
         # The service would accept it (idempotent for redelivered tasks); a person pressing
         # the button again is told instead. A batch stuck in "sending" may be resumed.
@@ -203,7 +203,7 @@ def letter_list(request: HttpRequest, slug: str) -> HttpResponse:
 @require_perm("view_campaign")
 def letter_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    letter = agencies.letter_for(request.user, campaign, pk)
+    letter = pages.visible_letter(request.user, campaign, pk)
     timeline, replies = pages.letter_timeline(letter)
     return render(request, "letters/letter_detail.html", {
         "campaign": campaign,
@@ -219,7 +219,7 @@ def letter_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 def letter_preview(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     """The letter as it will leave, beside the same letter in English."""
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    letter = agencies.letter_for(request.user, campaign, pk)
+    letter = pages.visible_letter(request.user, campaign, pk)
     english = None
     if normalize(letter.language) != ENGLISH:
         # With the templates of the agency that writes it, as its own text was.
@@ -239,7 +239,7 @@ def letter_preview(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_perm("build_batch")
 def letter_remove(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    letter = agencies.letter_for(request.user, campaign, pk)
+    letter = pages.visible_letter(request.user, campaign, pk)
     form = RemoveLetterForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Say why the letter is taken out of the batch.")
