@@ -103,6 +103,7 @@ LAYER_MAP: tuple[tuple[str, str, str], ...] = (
     ("campaign.migrations.*", "core", ""),
     ("campaign.jobs", "core", ""),
     ("campaign.hosts", "core", ""),
+    ("campaign.signals", "core", ""),
     ("campaign.states", "core", ""),
     ("campaign.kinds", "core", ""),
     ("campaign.audit", "core", ""),
@@ -126,20 +127,13 @@ FEATURE_DEPENDENCIES: Mapping[str, frozenset[str]] = {
 # (importer, imported) pairs allowed for now. Only ever shrinks: an entry that no longer
 # occurs fails the test, so whoever fixes one removes it.
 KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset({
-    ("campaign.hosts", "campaign.dashboard"),
-    ("campaign.imports", "campaign.dashboard"),
-    ("campaign.models", "campaign.imports"),
-    ("campaign.tasks", "campaign.dashboard"),
     ("letters.tasks", "letters.outcomes"),
     ("probes.contacts.forms", "letters.languages"),
     ("probes.verification.models", "probes.templatetags.probe_labels"),
 })
 # Cycles allowed for now (a cycle found must lie within one of these); only shrinks.
 KNOWN_CYCLES: tuple[tuple[str, ...], ...] = (
-    ("campaign.agencies", "campaign.audit", "campaign.dashboard", "campaign.imports",
-     "campaign.models", "campaign.roles", "campaign.selectors", "campaign.services",
-     "campaign.tasks", "letters.effect", "letters.pages", "letters.selectors",
-     "probes.templatetags.probe_labels", "probes.verification.models",
+    ("probes.templatetags.probe_labels", "probes.verification.models",
      "probes.verification.selectors"),
     ("letters.recipient", "letters.recipient_tasks", "letters.services"),
     ("probes.contacts.services", "probes.contacts.tasks"),
