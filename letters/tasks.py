@@ -6,7 +6,7 @@ from celery import shared_task
 from django.db import DatabaseError
 
 from campaign.models import Campaign
-from letters import followup, outcomes, services
+from letters import followup, services
 from letters.models import Batch
 
 
@@ -51,8 +51,3 @@ def follow_up_due_task() -> int:
 # The recipient page's re-test task lives with its code; importing it registers it.
 from letters import recipient_tasks  # noqa: E402,F401
 
-
-@shared_task(autoretry_for=(DatabaseError,), max_retries=3, retry_backoff=True)
-def refresh_outcomes_task() -> int:
-    """Keep the report's per-host rows close to current, so a report has little left to do."""
-    return outcomes.refresh_outcomes(wait=False)  # a report refreshing now does the work
