@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from campaign import selectors as campaign_selectors
 from campaign.roles import has_perm
 from campaign.views import require_perm
-from letters import pages, services, states
+from letters import batches, errors, pages, sending, states, template_store
 from letters.forms import (
     ApproveForm,
     BatchBuildForm,
@@ -29,7 +29,7 @@ from letters.models import Batch
 from letters.tasks import send_batch_task
 
 # Service refusals a person can act on: shown on the batch page with this HTTP status.
-REFUSALS = (services.LetterError, states.IllegalTransition)
+REFUSALS = (errors.LetterError, states.IllegalTransition)
 
 
 class _NothingToWrite(Exception):
@@ -62,7 +62,7 @@ def batch_create(request: HttpRequest, slug: str) -> HttpResponse:
         data = form.cleaned_data
         try:
             with transaction.atomic():
-                batch = services.build_batch(
+                batch = batches.build_batch(
                     campaign=campaign, actor=request.user, language=data["language"] or None,
                     country=data["country"] or None, max_letters=data["max_letters"],
                 )
@@ -76,7 +76,7 @@ def batch_create(request: HttpRequest, slug: str) -> HttpResponse:
                 form.add_error(None, f"{batch.screened['held_out']} hosts are held out as the "
                                      f"control group; {batch.screened['waiting']} contacts "
                                      "wait for the interval between letters.")
-        except services.LetterError as exc:
+        except errors.LetterError as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, f"Draft batch #{batch.pk} with {count} "
@@ -111,7 +111,7 @@ def batch_submit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
     batch = pages.visible_batch(request.user, campaign, pk)
     try:
-        services.submit_batch(batch=batch, actor=request.user)
+        batches.submit_batch(batch=batch, actor=request.user)
     except REFUSALS as exc:
         return _batch_page(request, campaign, batch, status=409, error=str(exc))
     messages.success(request, f"Batch #{batch.pk} is in the review queue; another person "
@@ -128,9 +128,9 @@ def batch_approve(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _batch_page(request, campaign, batch, status=400, approve_form=form)
     try:
-        services.approve_batch(batch=batch, actor=request.user,
+        batches.approve_batch(batch=batch, actor=request.user,
                                comment=form.cleaned_data["comment"])
-    except services.FourEyesViolation as exc:
+    except errors.FourEyesViolation as exc:
         return _batch_page(request, campaign, batch, status=403, error=str(exc))
     except REFUSALS as exc:
         return _batch_page(request, campaign, batch, status=409, error=str(exc))
@@ -147,7 +147,7 @@ def batch_reject(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _batch_page(request, campaign, batch, status=400, reject_form=form)
     try:
-        services.reject_batch(batch=batch, actor=request.user,
+        batches.reject_batch(batch=batch, actor=request.user,
                               comment=form.cleaned_data["comment"])
     except REFUSALS as exc:
         return _batch_page(request, campaign, batch, status=409, error=str(exc))
@@ -173,7 +173,7 @@ def batch_send(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         if not form.is_valid():
             return _batch_page(request, campaign, batch, status=400, send_form=form)
     try:
-        batch = services.start_sending(batch=batch, actor=request.user)
+        batch = sending.start_sending(batch=batch, actor=request.user)
     except REFUSALS as exc:
         return _batch_page(request, campaign, batch, status=409, error=str(exc))
     # After commit, so the worker sees the batch as sending; the task is idempotent.
@@ -223,7 +223,7 @@ def letter_preview(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     english = None
     if normalize(letter.language) != ENGLISH:
         # With the templates of the agency that writes it, as its own text was.
-        english = services.renderer_for(letter).render(letter.kind, letter.context, ENGLISH)
+        english = template_store.renderer_for(letter).render(letter.kind, letter.context, ENGLISH)
     may_remove = (letter.batch.state in states.EDITABLE_BATCH_STATES
                   and letter.state in (states.DRAFT, states.QUEUED)
                   and has_perm(request.user, "build_batch"))
@@ -246,7 +246,7 @@ def letter_remove(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         return redirect("letter_preview", slug=campaign.slug, pk=letter.pk)
     was = letter.batch.state
     try:
-        batch = services.remove_letter(letter=letter, actor=request.user,
+        batch = batches.remove_letter(letter=letter, actor=request.user,
                                        reason=form.cleaned_data["reason"])
     except REFUSALS as exc:
         return _batch_page(request, campaign, letter.batch, status=409, error=str(exc))

@@ -129,10 +129,6 @@ FEATURE_DEPENDENCIES: Mapping[str, frozenset[str]] = {
 KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset({
     ("probes.contacts.forms", "letters.languages"),
 })
-# Cycles allowed for now (a cycle found must lie within one of these); only shrinks.
-KNOWN_CYCLES: tuple[tuple[str, ...], ...] = (
-    ("letters.recipient", "letters.recipient_tasks", "letters.services"),
-)
 
 
 # --- reading the imports -------------------------------------------------------------------
@@ -300,10 +296,7 @@ def test_known_violations_only_shrink():
 
 def test_no_import_cycles():
     found = cycles(GRAPH)
-    new = [c for c in found if not any(set(c) <= set(known) for known in KNOWN_CYCLES)]
-    assert not new, "import cycles:\n" + "\n".join("  " + " <-> ".join(c) for c in new)
-    gone = [k for k in KNOWN_CYCLES if not any(set(c) <= set(k) for c in found)]
-    assert not gone, f"broken, so remove them from KNOWN_CYCLES: {gone}"
+    assert not found, "import cycles:\n" + "\n".join("  " + " <-> ".join(c) for c in found)
 
 
 # --- the checker itself, on made-up graphs -------------------------------------------------
