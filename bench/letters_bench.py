@@ -59,7 +59,7 @@ def run(args, capture, connection) -> None:
     from campaign import states as host_states
     from campaign.models import Agency, Host
     from campaign.services import add_user, create_campaign
-    from letters import services, states
+    from letters import batches, sending, states
     from letters.languages import LANGUAGES
     from letters.throttle import Throttle
     from probes.contacts.models import Contact
@@ -107,10 +107,10 @@ def run(args, capture, connection) -> None:
             import pstats
 
             profiler = cProfile.Profile()
-            batch = profiler.runcall(services.build_batch, campaign=campaign, actor=bob)
+            batch = profiler.runcall(batches.build_batch, campaign=campaign, actor=bob)
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
         else:
-            batch = services.build_batch(campaign=campaign, actor=bob)
+            batch = batches.build_batch(campaign=campaign, actor=bob)
         build_s = time.perf_counter() - t0
     letters = batch.letters.count()
     print(f"build: letters={letters} hosts={args.hosts} seconds={build_s:.2f} "
@@ -118,8 +118,8 @@ def run(args, capture, connection) -> None:
 
     with capture(connection) as queries:
         t0 = time.perf_counter()
-        services.submit_batch(batch=batch, actor=bob)
-        services.approve_batch(batch=batch, actor=rita)
+        batches.submit_batch(batch=batch, actor=bob)
+        batches.approve_batch(batch=batch, actor=rita)
         queue_s = time.perf_counter() - t0
     queued = batch.letters.filter(state=states.QUEUED).count()
     print(f"queue: queued={queued} seconds={queue_s:.2f} "
@@ -132,7 +132,7 @@ def run(args, capture, connection) -> None:
         mail.outbox = []
         with capture(connection) as queries:
             t0 = time.perf_counter()
-            summary = services.send_batch(batch=batch, throttle=Throttle(0, 0))
+            summary = sending.send_batch(batch=batch, throttle=Throttle(0, 0))
             send_s = time.perf_counter() - t0
         print(f"send: {summary.line} seconds={send_s:.2f} "
               f"letters_per_s={summary.sent / send_s:.0f} outbox={len(mail.outbox)} "

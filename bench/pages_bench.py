@@ -669,11 +669,11 @@ class Seeder:
         sent = "ls IN ('sent', 'delivered', 'bounced', 'replied', 'complained')"
         # Real bodies: each (kind, language) rendered once by the real renderer from a
         # sample letter, so previews and letter pages show what a real letter weighs.
-        from letters import services as letter_services
+        from letters import template_store
         from letters.rendering import SAMPLE_CONTEXT
 
-        agency = letter_services.agency_context(campaign)
-        renderer = letter_services.load_renderer()
+        agency = template_store.agency_context(campaign)
+        renderer = template_store.load_renderer()
         self.execute("CREATE TEMP TABLE seed_body (kind text, language text, subject text, "
                      "body_text text, body_html text)")
         self.execute("SELECT DISTINCT kind, language FROM seed_link")
@@ -685,7 +685,7 @@ class Seeder:
 
         # The real function's keys (so a key added to it later is there), then per letter:
         # its kind, hosts and dates.
-        base = letter_services.letter_context(campaign=campaign, agency=agency,
+        base = template_store.letter_context(campaign=campaign, agency=agency,
                                               kind="first_notice", hosts=[],
                                               first_notice_at=None, now=now)
 

@@ -22,7 +22,6 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import Case, CharField, Count, F, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce
-from django.http import Http404
 
 from campaign import states
 from campaign.audit import record
@@ -72,27 +71,10 @@ def agency_batches(agency_id: int, *, via: str = "") -> Q:
     )
 
 
-def batch_for(user, campaign: Campaign, pk: int):
-    """A batch of the campaign that the user's agency may see; 404 otherwise."""
-    from letters.pages import batch_for as campaign_batch
-
-    batch = campaign_batch(campaign, pk)
-    if not _batch_visible(user, campaign, batch.agency_id):
-        raise Http404("no such batch")
-    return batch
-
-
-def letter_for(user, campaign: Campaign, pk: int):
-    """A letter of the campaign that the user's agency may see; 404 otherwise."""
-    from letters.pages import letter_for as campaign_letter
-
-    letter = campaign_letter(campaign, pk)
-    if not _batch_visible(user, campaign, letter.batch.agency_id):
-        raise Http404("no such letter")
-    return letter
-
-
-def _batch_visible(user, campaign: Campaign, batch_agency_id: int | None) -> bool:
+def batch_visible(user, campaign: Campaign, batch_agency_id: int | None) -> bool:
+    """Whether the user's agency may see a batch of the campaign (and its letters): its own
+    batches, the lead's legacy ones (no agency) to the lead; everything to users bound to no
+    agency. letters.pages.visible_batch and visible_letter answer 404 when it is False."""
     agency_id = viewer_agency_id(user)
     return agency_id is None or agency_id == (batch_agency_id or campaign.agency_id)
 

@@ -31,7 +31,7 @@ from letters.rendering import (
     LetterRenderer,
     Rendered,
 )
-from letters.services import template_overrides
+from letters.template_store import template_overrides
 
 # Only the admin role holds change_campaign (campaign.roles).
 ADMIN_PERM = "change_campaign"
@@ -228,7 +228,7 @@ def _preview_or_error(name: str, source: str, language: str, user
 def template_edit(request: HttpRequest, name: str) -> HttpResponse:
     """One template in one language (`?language=`): the user's agency's copy of it, or, for
     an admin bound to no agency, the installation's. Other languages keep their own text."""
-    from letters.services import revert_template, save_template
+    from letters.template_store import revert_template, save_template
 
     _require_template(name)
     agency_id = agencies.viewer_agency_id(request.user)

@@ -10,6 +10,11 @@ class CampaignConfig(AppConfig):
         # install: an upgrade gives existing admins the admin pages their role now opens.
         from django.db.models.signals import post_migrate
 
+        from campaign import dashboard, signals
         from campaign.roles import refresh_roles
 
         post_migrate.connect(refresh_roles, sender=self, dispatch_uid="campaign.refresh_roles")
+        # The core says when hosts changed; the dashboard (above it) drops its cached counts.
+        # Importing the dashboard also registers its Celery task (campaign.refresh_dashboard).
+        signals.hosts_changed.connect(dashboard.on_hosts_changed,
+                                      dispatch_uid="campaign.dashboard.on_hosts_changed")

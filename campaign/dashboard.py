@@ -8,7 +8,8 @@ Counting a million hosts by country and state, and their letters, takes ~0.4 s, 
 campaign's aggregates (DASHBOARD_CACHE_MIN_HOSTS and more) are cached:
 
 - a fresh copy for DASHBOARD_CACHE_SECONDS, dropped by host transitions and finished imports
-  (`invalidate`); letter tracking events do not drop it, so the letter steps may lag that long;
+  (`invalidate`, on campaign.signals.hosts_changed, which the core sends on commit); letter
+  tracking events do not drop it, so the letter steps may lag that long;
 - the last copy for a day: when the fresh one is gone the page shows the last one (saying
   so) and a worker recounts (`refresh`, one at a time per campaign), so no page view waits
   for the scan. A last copy older than DASHBOARD_STALE_SECONDS is recounted in the request,
@@ -22,6 +23,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
+from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
@@ -221,8 +223,6 @@ def _queue_refresh(campaign: Campaign) -> bool:
     """Ask a worker to recount (at most one at a time per campaign); False if none can."""
     if not cache.add(_lock_key(campaign.pk), 1, 120):
         return True  # already on its way
-    from campaign.tasks import refresh_dashboard
-
     try:
         refresh_dashboard.delay(campaign.pk)
     except Exception:  # no broker: count in the request instead
@@ -260,6 +260,12 @@ def refresh(campaign_id: int) -> None:
         cache.delete(_lock_key(campaign_id))
 
 
+@shared_task(name="campaign.refresh_dashboard", ignore_result=True)
+def refresh_dashboard(campaign_id: int) -> None:
+    """The worker's recount (`refresh`); registered when campaign.apps imports this module."""
+    refresh(campaign_id)
+
+
 def invalidate(campaign_id: int | None = None) -> None:
     """Forget the cached dashboard of one campaign (None: of every campaign).
 
@@ -276,6 +282,11 @@ def invalidate(campaign_id: int | None = None) -> None:
             cache.delete(_key(campaign_id, cache.get(GENERATION_KEY, 0)))
     except Exception:  # a cache outage must not fail the host transition that called us
         log.warning("could not invalidate the cached dashboard", exc_info=True)
+
+
+def on_hosts_changed(sender, *, campaign_id: int | None = None, **kwargs) -> None:
+    """campaign.signals.hosts_changed (sent after the commit): the cached counts are old."""
+    invalidate(campaign_id)
 
 
 # --- what the template gets ----------------------------------------------------------------

@@ -7,9 +7,10 @@ from collections.abc import Iterable, Mapping
 from django.db import transaction
 from django.utils import timezone
 
-from campaign import dashboard, states
+from campaign import states
 from campaign.audit import record
 from campaign.models import Host
+from campaign.signals import hosts_changed_on_commit
 
 
 def transition_host(
@@ -40,7 +41,7 @@ def transition_host(
             data={"from": host.state, "to": target, "reason": reason, **(data or {})},
         )
     # The dashboard's cached counts are of the old state (campaign.dashboard).
-    dashboard.invalidate(host.campaign_id)
+    hosts_changed_on_commit(host.campaign_id)
     for name, value in fields.items():
         setattr(host, name, value)
     return True
@@ -66,8 +67,8 @@ def fill_countries(campaign_id: int, countries: Mapping[int, str]) -> int:
             pk__in=ids, campaign_id=campaign_id, country=""
         ).update(country=country)
     if written:
-        # Its by-country counts moved; after the commit, or a page could cache the old ones.
-        transaction.on_commit(lambda: dashboard.invalidate(campaign_id))
+        # Its by-country counts moved (the dashboard's, the report's).
+        hosts_changed_on_commit(campaign_id)
     return written
 
 
@@ -82,5 +83,5 @@ def transition_hosts(host_ids: Iterable[int], target: str, *, reason: str = "") 
         fields["remediated_at"] = now
     moved = Host.objects.filter(pk__in=ids, state__in=states.sources_for(target)).update(**fields)
     if moved:
-        dashboard.invalidate()  # the ids may span campaigns: drop every cached dashboard
+        hosts_changed_on_commit(None)  # the ids may span campaigns
     return moved

@@ -15,9 +15,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
-from django.utils.translation import gettext
 
-from campaign import dashboard
 from campaign import kinds as kind_bits
 from campaign.audit import record
 from campaign.feeds.lines import head_lines, numbered_lines
@@ -25,6 +23,7 @@ from campaign.feeds.parsers import FORMATS, Entry, FormatError, Issue, detect_fo
 from campaign.models import Campaign, Feed, FeedImport, ImportLineIssue
 from campaign.outbound import FetchError, fetch_url_to_file, get_policy
 from campaign.roles import has_perm
+from campaign.signals import hosts_changed_on_commit
 from campaign.staging import Staging
 
 log = logging.getLogger(__name__)
@@ -166,13 +165,6 @@ def _discard(feed_import: FeedImport, *, upload: bool) -> None:
         pass
 
 
-def queue_import(feed_import: FeedImport) -> None:
-    from campaign.tasks import run_import_task
-
-    # After commit: a worker must find the import row it is handed.
-    transaction.on_commit(lambda: run_import_task.delay(feed_import.pk))
-
-
 class _CountingLines:
     """Wraps numbered_lines to remember the last physical line number and bytes read."""
 
@@ -224,7 +216,7 @@ def run_import(import_id: int, *, progress: Progress | None = None) -> FeedImpor
                 fmt = detect_format(head_lines(stream))
             kind = feed_import.kind or resolve_kind(feed_import.campaign, None, fmt)
             if not kind:
-                raise FormatError(_kind_missing(feed_import.campaign))
+                raise FormatError(FeedImport.kind_missing(feed_import.campaign))
             FeedImport.objects.filter(pk=import_id).update(
                 detected_format=fmt, kind=kind, bytes_total=total
             )
@@ -265,7 +257,7 @@ def run_import(import_id: int, *, progress: Progress | None = None) -> FeedImpor
         raise
     finally:
         staging.drop()
-    dashboard.invalidate(feed_import.campaign_id)  # new hosts: the cached counts are stale
+    hosts_changed_on_commit(feed_import.campaign_id)  # new hosts: cached counts are stale
     if progress:
         progress(feed_import)
     return feed_import
@@ -310,21 +302,6 @@ def _stream_into_staging(
                 flush()
     flush()
     return rejected
-
-
-def _kind_missing(campaign: Campaign) -> str:
-    # The command line's words: the import page never gets here (its form asks for the kind).
-    return (f"campaign {campaign.slug} targets relays and proxies; "
-            "say which this feed lists (--kind relay or --kind proxy)")
-
-
-def error_for_page(feed_import: FeedImport) -> str:
-    """A failed import's error as the staff pages show it: no command-line options."""
-    if feed_import.error and feed_import.error == _kind_missing(feed_import.campaign):
-        return gettext("This campaign targets open mail relays and open proxies, and the "
-                       "import did not say which this feed lists. Import it again and "
-                       "choose one.")
-    return feed_import.error
 
 
 def _fail(feed_import: FeedImport, message: str) -> None:

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from campaign import kinds, states
 from campaign.jobs import Job
@@ -158,11 +159,21 @@ class FeedImport(Job):
                                    ("known", "Already known"), ("rejected", "Rejected"),
                                    ("duplicates", "Duplicates"))]
 
+    @staticmethod
+    def kind_missing(campaign: Campaign) -> str:
+        """Why an import of a relay-and-proxy campaign's feed that did not say which it lists
+        failed, in the command line's words (the import page's form asks for the kind)."""
+        return (f"campaign {campaign.slug} targets relays and proxies; "
+                "say which this feed lists (--kind relay or --kind proxy)")
+
     @property
     def error_text(self) -> str:
-        from campaign.imports import error_for_page  # the import code needs these models
-
-        return error_for_page(self)
+        """A failed import's error as the staff pages show it: no command-line options."""
+        if self.error and self.error == self.kind_missing(self.campaign):
+            return gettext("This campaign targets open mail relays and open proxies, and the "
+                           "import did not say which this feed lists. Import it again and "
+                           "choose one.")
+        return self.error
 
     def extra_status_data(self) -> dict:
         return {"bytes_read": self.bytes_read, "bytes_total": self.bytes_total,

@@ -8,6 +8,7 @@ from django.core.validators import validate_slug
 from django.db import transaction
 
 from campaign import kinds as kind_bits
+from campaign.agencies import campaigns_q
 from campaign.audit import record
 from campaign.models import Agency, Campaign, StaffProfile
 from campaign.roles import ROLES, ensure_roles, has_perm
@@ -74,6 +75,4 @@ def visible_campaigns(user):
     profile = getattr(user, "staff_profile", None)
     if user.is_superuser or profile is None or profile.agency_id is None:
         return qs
-    from campaign.agencies import campaigns_q
-
     return qs.filter(campaigns_q(profile.agency_id))

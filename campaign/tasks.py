@@ -1,7 +1,11 @@
+"""Celery task for feed imports, and the one function that queues it."""
+
 from celery import shared_task
-from django.db import InterfaceError, OperationalError, close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections, transaction
 
 from campaign.feeds.parsers import FormatError
+from campaign.imports import run_import
+from campaign.models import FeedImport
 from campaign.outbound import FetchError
 
 # The database went away (a restart, a failover): an import starts over cleanly, so it is
@@ -12,9 +16,6 @@ DB_RETRY_SECONDS = 5
 # The name is the one queued messages have always carried (the function was `run_import`).
 @shared_task(name="campaign.tasks.run_import", bind=True, max_retries=5, default_retry_delay=60)
 def run_import_task(self, import_id: int) -> str:
-    from campaign.imports import run_import
-    from campaign.models import FeedImport
-
     try:
         if not FeedImport.objects.filter(pk=import_id).exists():
             return "gone"
@@ -31,9 +32,7 @@ def run_import_task(self, import_id: int) -> str:
         raise self.retry(exc=exc, countdown=delay) from exc
 
 
-@shared_task(name="campaign.refresh_dashboard", ignore_result=True)
-def refresh_dashboard(campaign_id: int) -> None:
-    """Recount a large campaign's dashboard figures into the cache (campaign.dashboard)."""
-    from campaign.dashboard import refresh
-
-    refresh(campaign_id)
+def queue_import(feed_import: FeedImport) -> None:
+    """Hand the import to the workers once the transaction that created it commits."""
+    # After commit: a worker must find the import row it is handed.
+    transaction.on_commit(lambda: run_import_task.delay(feed_import.pk))

@@ -16,8 +16,10 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from campaign import agencies, dashboard, selectors
 from campaign.forms import HostFilterForm, ImportForm
+from campaign.imports import create_import
 from campaign.roles import has_perm
 from campaign.services import visible_campaigns
+from campaign.tasks import queue_import
 from campaign.uploads import FeedSizeLimit
 from letters import pages as letter_pages
 from probes.contacts import pages as contact_pages
@@ -83,8 +85,6 @@ def _import_create(request: HttpRequest, slug: str) -> HttpResponse:
     form = ImportForm(request.POST or None, request.FILES or None, campaign=campaign,
                       upload_refused=getattr(request, "oversized_upload", False))
     if request.method == "POST" and form.is_valid():
-        from campaign.imports import create_import, queue_import
-
         upload = form.cleaned_data["upload"]
         source = upload.name if upload else form.cleaned_data["url"]
         try:

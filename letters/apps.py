@@ -9,7 +9,8 @@ class LettersConfig(AppConfig):
         # Connect the anymail tracking and inbound receivers.
         from django.core import checks
 
-        from letters import receivers  # noqa: F401
+        # Importing outcomes registers its Celery task (the beat's refresh of the report rows).
+        from letters import outcomes, receivers  # noqa: F401
         from letters.catalogs import check_catalogs
 
         # Compiled catalogs missing or stale: letters would silently go out in English.

@@ -79,6 +79,14 @@ def batch_for(campaign: Campaign, pk: int) -> Batch:
     return batch
 
 
+def visible_batch(user, campaign: Campaign, pk: int) -> Batch:
+    """A batch of the campaign that the user's agency may see; 404 otherwise."""
+    batch = batch_for(campaign, pk)
+    if not agencies.batch_visible(user, campaign, batch.agency_id):
+        raise Http404("no such batch")
+    return batch
+
+
 def visible_letters(campaign: Campaign, user=None) -> QuerySet[Letter]:
     """The campaign's letters that the user's agency may see (all of them for users bound to
     no agency).
@@ -239,6 +247,14 @@ def letter_for(campaign: Campaign, pk: int) -> Letter:
     letter = (Letter.objects.select_related("batch", "batch__created_by")
               .filter(campaign=campaign, pk=pk).first())
     if letter is None:
+        raise Http404("no such letter")
+    return letter
+
+
+def visible_letter(user, campaign: Campaign, pk: int) -> Letter:
+    """A letter of the campaign that the user's agency may see; 404 otherwise."""
+    letter = letter_for(campaign, pk)
+    if not agencies.batch_visible(user, campaign, letter.batch.agency_id):
         raise Http404("no such letter")
     return letter
 

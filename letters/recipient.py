@@ -1,4 +1,5 @@
-"""The recipient's page: signed links, what it may show, re-tests and replies from it.
+"""The recipient's page: signed links, what it may show, replies and preferences from it
+(its "test my server again now" is letters.retest).
 
 A letter's link carries a token signed with SECRET_KEY (django.core.signing: HMAC-SHA256,
 compared in constant time) over the letter's idempotency key, which is itself 128 random bits.
@@ -25,16 +26,18 @@ from django.utils import timezone
 
 from campaign import states as host_states
 from campaign.audit import record
-from campaign.models import AuditEvent, Campaign, Host
+from campaign.models import Campaign
 from letters import cadence, states
 from letters.languages import LANGUAGES, normalize
 from letters.mailtext import clean_text
 from letters.models import ContactPreference, InboundMessage, Letter, LetterHost
+from letters.tracking import move_letter
+from probes.contacts.models import Contact
+from probes.verification.base import OPEN
+from probes.verification.models import ProbeResult
 
 SALT = "letters.recipient.v1"
-SELF_SERVICE = "self_service"  # ProbeRun.reason of re-tests started from the page
 INBOUND_ESP = "recipient-page"  # InboundMessage.esp of replies written on the page
-RETEST_ACTION = "letter.recipient_retest"
 FEEDBACK_ACTION = "letter.recipient_feedback"
 PREFERENCES_ACTION = "letter.recipient_preferences"
 NOT_MINE = "not_mine"
@@ -198,9 +201,6 @@ def _summarize(transcript: str) -> str:
 
 def page_hosts(letter: Letter) -> list[PageHost]:
     """What the page shows per host: evidence quoted in the letter, newest open transcript."""
-    from probes.verification.base import OPEN
-    from probes.verification.models import ProbeResult
-
     links = list(letter_links(letter))
     ids = [link.host_id for link in links]
     transcripts: dict[int, str] = {}
@@ -218,119 +218,17 @@ def page_hosts(letter: Letter) -> list[PageHost]:
 
 def letter_countries(letter: Letter, hosts: list[PageHost]) -> list[str]:
     """Where the letter's owner is: its hosts' countries, then their contacts' (RDAP)."""
-    from probes.contacts.models import Contact
-
     countries = [host.country for host in hosts if host.country]
     countries += list(Contact.objects.filter(host__letter_links__letter=letter)
                       .exclude(country="").order_by("id").values_list("country", flat=True))
     return countries
 
 
-def retest_candidates(letter: Letter) -> list[int]:
-    """Hosts of the letter a re-test can still close (notified, not yet remediated)."""
-    return list(letter_links(letter).filter(host__state=host_states.NOTIFIED)
-                .values_list("host_id", flat=True))
-
-
-def run_for_letter(letter: Letter, run_id: int):
-    """The self-service probe run `run_id` if this letter's page started it, else None."""
-    from probes.verification.models import ProbeRun
-
-    started_here = AuditEvent.objects.filter(
-        action=RETEST_ACTION, object_type="letter", object_id=str(letter.pk),
-        data__run=run_id).exists()
-    if not started_here:
-        return None
-    return ProbeRun.objects.filter(pk=run_id, campaign_id=letter.campaign_id).first()
-
-
-def run_hosts(letter: Letter, run) -> list[dict]:
-    """Per host of the run (all of them this letter's): its address, state and verdict."""
-    from probes.verification.base import overall_verdict
-    from probes.verification.models import ProbeResult
-
-    allowed = {link.host_id: link.host for link in letter_links(letter)}
-    verdicts: dict[int, set[str]] = {}
-    for host_id, verdict in ProbeResult.objects.filter(
-            run=run, host_id__in=list(allowed)).values_list("host_id", "verdict"):
-        verdicts.setdefault(host_id, set()).add(verdict)
-    out = []
-    for host_id in run.host_ids:
-        host = allowed.get(host_id)
-        if host is None:
-            continue
-        seen = verdicts.get(host_id, set())
-        # No results yet (the run is still going): no verdict to show.
-        verdict = overall_verdict(seen) if seen else ""
-        out.append({"ip": host.ip, "state": host.state, "verdict": verdict})
-    return out
-
-
 # -- writes --------------------------------------------------------------------------------
-
-class NothingToTest(Exception):
-    pass
-
-
-def start_retest(letter: Letter, *, token: str, client_ip: str):
-    """Queue the verification probe on this letter's open hosts; returns the ProbeRun.
-
-    Raises RateLimited or NothingToTest. The run goes through Celery (the same probe engine
-    and the same state rules as any run: a notified host that refuses becomes remediated).
-    """
-    from probes.verification.services import create_probe_run
-
-    check_limits("retest", token, client_ip)
-    ids = retest_candidates(letter)
-    if not ids:
-        raise NothingToTest
-    with transaction.atomic():
-        run = create_probe_run(letter.campaign, host_ids=ids, reason=SELF_SERVICE)
-        record(RETEST_ACTION, campaign_id=letter.campaign_id, obj=letter,
-               data={"run": run.pk, "hosts": len(ids), "reason": "requested on the recipient page"})
-        transaction.on_commit(lambda: _queue(run.pk, letter.pk))
-    return run
-
-
-def _queue(run_id: int, letter_id: int) -> None:
-    from letters.recipient_tasks import recipient_retest_task
-
-    recipient_retest_task.delay(run_id, letter_id)
-
-
-def record_self_service_outcome(letter: Letter, run) -> int:
-    """After a page re-test: mark each host it remediated as self-reported and verified.
-
-    Idempotent (a redelivered task records nothing twice). Returns how many were recorded.
-    """
-    recorded = 0
-    host_ids = [link.host_id for link in letter_links(letter) if link.host_id in set(run.host_ids)]
-    closed_by_run = set(
-        AuditEvent.objects.filter(
-            action="host.transition", object_type="host",
-            object_id__in=[str(i) for i in host_ids], data__run=run.pk,
-            data__to=host_states.REMEDIATED,
-        ).values_list("object_id", flat=True)
-    )
-    already = set(
-        AuditEvent.objects.filter(action="host.self_service_remediated", data__run=run.pk)
-        .values_list("object_id", flat=True)
-    )
-    for host in Host.objects.filter(pk__in=host_ids).order_by("id"):
-        if str(host.pk) in closed_by_run and str(host.pk) not in already:
-            record("host.self_service_remediated", campaign_id=letter.campaign_id, obj=host,
-                   data={"letter": letter.pk, "run": run.pk, "self_reported": True,
-                         "verified": True, "ip": host.ip})
-            recorded += 1
-    return recorded
-
 
 def submit_feedback(letter: Letter, *, kind: str, text: str, token: str,
                     client_ip: str) -> InboundMessage:
     """A reply written on the page: onto the letter's thread, and its contacts up for review."""
-    from letters.services import move_letter
-    from probes.contacts.models import Contact
-
     if kind not in FEEDBACK_KINDS:
         raise ValueError(f"unknown feedback kind {kind!r}")
     # Typed or pasted by anyone: kept as text the database takes (no NUL, valid UTF-8).
@@ -380,8 +278,6 @@ def set_preferences(letter: Letter, *, language: str, business_days_only: bool,
     `business_days_only`, `time_zone` must be a zoneinfo name. Raises InvalidPreference
     (nothing stored) or RateLimited.
     """
-    from probes.contacts.models import Contact
-
     code = normalize(language) if language else ""
     if language and code not in LANGUAGES:
         raise InvalidPreference(f"no letters in language {language!r}")

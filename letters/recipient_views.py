@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from campaign.clientip import client_ip  # the rate limits' address, as login's
 from letters import recipient, variants
+from letters import retest as retesting  # the page's view is called `retest`
 from letters.languages import ENGLISH, LANGUAGE_NAMES, LANGUAGES, normalize
 from letters.rendering import format_when
 
@@ -93,9 +94,9 @@ def _render_page(request, token, letter, language, *, status=200, **extra) -> Ht
     run_rows: list[dict] = []
     run_id = request.GET.get("run", "")
     if run_id.isdigit():
-        run = recipient.run_for_letter(letter, int(run_id))
+        run = retesting.run_for_letter(letter, int(run_id))
         if run is not None:
-            run_rows = recipient.run_hosts(letter, run)
+            run_rows = retesting.run_hosts(letter, run)
     hosts = recipient.page_hosts(letter)
     for host in hosts:
         for ev in host.evidence:
@@ -147,12 +148,12 @@ def page(request, token, letter, language) -> HttpResponse:
 @_with_letter
 def retest(request, token, letter, language) -> HttpResponse:
     try:
-        run = recipient.start_retest(letter, token=token, client_ip=client_ip(request))
+        run = retesting.start_retest(letter, token=token, client_ip=client_ip(request))
     except recipient.RateLimited as exc:
         response = _render_page(request, token, letter, language, status=429, rate_limited=True)
         response["Retry-After"] = str(exc.retry_after)
         return response
-    except recipient.NothingToTest:
+    except retesting.NothingToTest:
         return _render_page(request, token, letter, language, nothing_to_test=True)
     return redirect(_page_url(token, language, letter, run=run.pk) + "#retest")
 
@@ -161,13 +162,13 @@ def retest(request, token, letter, language) -> HttpResponse:
 @require_GET
 @_with_letter
 def run_status(request, token, letter, language, run_id: int) -> HttpResponse:
-    run = recipient.run_for_letter(letter, run_id)
+    run = retesting.run_for_letter(letter, run_id)
     if run is None:
         return JsonResponse({"error": "not found"}, status=404)
     finished = run.status in (run.DONE, run.FAILED)
     return JsonResponse({
         "status": run.status, "finished": finished, "done": run.done, "total": run.total,
-        "percent": run.progress_percent, "hosts": recipient.run_hosts(letter, run),
+        "percent": run.progress_percent, "hosts": retesting.run_hosts(letter, run),
     })
 
 

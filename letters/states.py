@@ -8,7 +8,8 @@ bounced | complained | replied. A letter whose batch is rejected, or whose hosts
 found closed before sending, is cancelled; one the mail server refuses for good has failed.
 
 Nothing else writes `Batch.state` or `Letter.state`: every move is a conditional UPDATE on
-the state we read (see letters.services), so two workers never make the same move twice.
+the state we read (see letters.batches, letters.sending and letters.tracking), so two
+workers never make the same move twice.
 """
 
 from __future__ import annotations

@@ -6,7 +6,11 @@ from celery import shared_task
 from django.db import DatabaseError
 
 from campaign.models import Campaign
-from letters import followup, outcomes, services
+from letters import (
+    followup,
+    retest,  # noqa: F401 - the recipient page's re-test task lives with its code
+    sending,
+)
 from letters.models import Batch
 
 
@@ -16,7 +20,7 @@ def send_batch_task(self, batch_id: int) -> str:
     batch = Batch.objects.filter(pk=batch_id).first()
     if batch is None:
         return "gone"
-    summary = services.send_batch(batch=batch)
+    summary = sending.send_batch(batch=batch)
     batch.refresh_from_db()
     if summary.failed and batch.state == "sending":
         # Temporary failures stay queued: try the rest again later (claims make it safe).
@@ -47,12 +51,3 @@ def follow_up_due_task() -> int:
             queued += 1
     return queued
 
-
-# The recipient page's re-test task lives with its code; importing it registers it.
-from letters import recipient_tasks  # noqa: E402,F401
-
-
-@shared_task(autoretry_for=(DatabaseError,), max_retries=3, retry_backoff=True)
-def refresh_outcomes_task() -> int:
-    """Keep the report's per-host rows close to current, so a report has little left to do."""
-    return outcomes.refresh_outcomes(wait=False)  # a report refreshing now does the work

@@ -13,11 +13,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from campaign import agencies
 from campaign import selectors as campaign_selectors
 from campaign.roles import has_perm
 from campaign.views import require_perm
-from letters import pages, services, states
+from letters import batches, errors, pages, sending, states, template_store
 from letters.forms import (
     ApproveForm,
     BatchBuildForm,
@@ -30,7 +29,7 @@ from letters.models import Batch
 from letters.tasks import send_batch_task
 
 # Service refusals a person can act on: shown on the batch page with this HTTP status.
-REFUSALS = (services.LetterError, states.IllegalTransition)
+REFUSALS = (errors.LetterError, states.IllegalTransition)
 
 
 class _NothingToWrite(Exception):
@@ -63,7 +62,7 @@ def batch_create(request: HttpRequest, slug: str) -> HttpResponse:
         data = form.cleaned_data
         try:
             with transaction.atomic():
-                batch = services.build_batch(
+                batch = batches.build_batch(
                     campaign=campaign, actor=request.user, language=data["language"] or None,
                     country=data["country"] or None, max_letters=data["max_letters"],
                 )
@@ -77,7 +76,7 @@ def batch_create(request: HttpRequest, slug: str) -> HttpResponse:
                 form.add_error(None, f"{batch.screened['held_out']} hosts are held out as the "
                                      f"control group; {batch.screened['waiting']} contacts "
                                      "wait for the interval between letters.")
-        except services.LetterError as exc:
+        except errors.LetterError as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, f"Draft batch #{batch.pk} with {count} "
@@ -92,7 +91,7 @@ def batch_create(request: HttpRequest, slug: str) -> HttpResponse:
 @require_perm("view_campaign")
 def batch_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    return _batch_page(request, campaign, agencies.batch_for(request.user, campaign, pk),
+    return _batch_page(request, campaign, pages.visible_batch(request.user, campaign, pk),
                        reload=False)
 
 
@@ -100,7 +99,8 @@ def batch_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_perm("view_campaign")
 def batch_status(request: HttpRequest, slug: str, pk: int) -> JsonResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    response = JsonResponse(pages.batch_status_data(agencies.batch_for(request.user, campaign, pk)))
+    batch = pages.visible_batch(request.user, campaign, pk)
+    response = JsonResponse(pages.batch_status_data(batch))
     response["Cache-Control"] = "no-store"
     return response
 
@@ -109,9 +109,9 @@ def batch_status(request: HttpRequest, slug: str, pk: int) -> JsonResponse:
 @require_perm("build_batch")
 def batch_submit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    batch = agencies.batch_for(request.user, campaign, pk)
+    batch = pages.visible_batch(request.user, campaign, pk)
     try:
-        services.submit_batch(batch=batch, actor=request.user)
+        batches.submit_batch(batch=batch, actor=request.user)
     except REFUSALS as exc:
         return _batch_page(request, campaign, batch, status=409, error=str(exc))
     messages.success(request, f"Batch #{batch.pk} is in the review queue; another person "
@@ -123,14 +123,14 @@ def batch_submit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_perm("review_batch")
 def batch_approve(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    batch = agencies.batch_for(request.user, campaign, pk)
+    batch = pages.visible_batch(request.user, campaign, pk)
     form = ApproveForm(request.POST)
     if not form.is_valid():
         return _batch_page(request, campaign, batch, status=400, approve_form=form)
     try:
-        services.approve_batch(batch=batch, actor=request.user,
+        batches.approve_batch(batch=batch, actor=request.user,
                                comment=form.cleaned_data["comment"])
-    except services.FourEyesViolation as exc:
+    except errors.FourEyesViolation as exc:
         return _batch_page(request, campaign, batch, status=403, error=str(exc))
     except REFUSALS as exc:
         return _batch_page(request, campaign, batch, status=409, error=str(exc))
@@ -142,12 +142,12 @@ def batch_approve(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_perm("review_batch")
 def batch_reject(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    batch = agencies.batch_for(request.user, campaign, pk)
+    batch = pages.visible_batch(request.user, campaign, pk)
     form = RejectForm(request.POST)
     if not form.is_valid():
         return _batch_page(request, campaign, batch, status=400, reject_form=form)
     try:
-        services.reject_batch(batch=batch, actor=request.user,
+        batches.reject_batch(batch=batch, actor=request.user,
                               comment=form.cleaned_data["comment"])
     except REFUSALS as exc:
         return _batch_page(request, campaign, batch, status=409, error=str(exc))
@@ -160,7 +160,7 @@ def batch_reject(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_perm("send_batch")
 def batch_send(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    batch = agencies.batch_for(request.user, campaign, pk)
+    batch = pages.visible_batch(request.user, campaign, pk)
     if batch.state == states.SENT:
         # The service would accept it (idempotent for redelivered tasks); a person pressing
         # the button again is told instead. A batch stuck in "sending" may be resumed.
@@ -173,7 +173,7 @@ def batch_send(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         if not form.is_valid():
             return _batch_page(request, campaign, batch, status=400, send_form=form)
     try:
-        batch = services.start_sending(batch=batch, actor=request.user)
+        batch = sending.start_sending(batch=batch, actor=request.user)
     except REFUSALS as exc:
         return _batch_page(request, campaign, batch, status=409, error=str(exc))
     # After commit, so the worker sees the batch as sending; the task is idempotent.
@@ -203,7 +203,7 @@ def letter_list(request: HttpRequest, slug: str) -> HttpResponse:
 @require_perm("view_campaign")
 def letter_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    letter = agencies.letter_for(request.user, campaign, pk)
+    letter = pages.visible_letter(request.user, campaign, pk)
     timeline, replies = pages.letter_timeline(letter)
     return render(request, "letters/letter_detail.html", {
         "campaign": campaign,
@@ -219,11 +219,11 @@ def letter_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 def letter_preview(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     """The letter as it will leave, beside the same letter in English."""
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    letter = agencies.letter_for(request.user, campaign, pk)
+    letter = pages.visible_letter(request.user, campaign, pk)
     english = None
     if normalize(letter.language) != ENGLISH:
         # With the templates of the agency that writes it, as its own text was.
-        english = services.renderer_for(letter).render(letter.kind, letter.context, ENGLISH)
+        english = template_store.renderer_for(letter).render(letter.kind, letter.context, ENGLISH)
     may_remove = (letter.batch.state in states.EDITABLE_BATCH_STATES
                   and letter.state in (states.DRAFT, states.QUEUED)
                   and has_perm(request.user, "build_batch"))
@@ -239,14 +239,14 @@ def letter_preview(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_perm("build_batch")
 def letter_remove(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
-    letter = agencies.letter_for(request.user, campaign, pk)
+    letter = pages.visible_letter(request.user, campaign, pk)
     form = RemoveLetterForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Say why the letter is taken out of the batch.")
         return redirect("letter_preview", slug=campaign.slug, pk=letter.pk)
     was = letter.batch.state
     try:
-        batch = services.remove_letter(letter=letter, actor=request.user,
+        batch = batches.remove_letter(letter=letter, actor=request.user,
                                        reason=form.cleaned_data["reason"])
     except REFUSALS as exc:
         return _batch_page(request, campaign, letter.batch, status=409, error=str(exc))

@@ -14,7 +14,7 @@ from campaign import agencies
 from campaign import selectors as campaign_selectors
 from campaign.roles import has_perm
 from campaign.views import require_perm
-from probes.contacts import pages, services
+from probes.contacts import pages, services, tasks
 from probes.contacts.forms import (
     ContactOverrideForm,
     ContactRunForm,
@@ -32,7 +32,7 @@ def contact_run_start(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         run = services.create_contact_run(campaign, mode=form.cleaned_data["mode"],
                                           actor=request.user)
-        services.queue_contact_run(run)
+        tasks.queue_contact_run(run)
         messages.success(request, f"Contact resolution #{run.pk} queued.")
         return redirect("contact_run_detail", slug=campaign.slug, pk=run.pk)
     return render(request, "contacts/run_form.html", {"campaign": campaign, "form": form},

@@ -1,9 +1,10 @@
-"""Celery tasks for probe runs: thin, take ids, safe to run twice (acks_late redelivers)."""
+"""Celery tasks for probe runs: thin, take ids, safe to run twice (acks_late redelivers);
+and queue_probe_run, which hands a run to them."""
 
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, transaction
 
 from probes.verification import services
 from probes.verification.models import ProbeRun
@@ -28,6 +29,11 @@ def run_probe_run_task(run_id: int) -> int:
     return len(pieces)
 
 
+def queue_probe_run(run: ProbeRun) -> None:
+    """Hand the run to the workers once the transaction that created it commits."""
+    transaction.on_commit(lambda: run_probe_run_task.delay(run.pk))
+
+
 @shared_task(name="probes.chunk", **RETRY_ON_DB)
 def probe_chunk_task(run_id: int, host_ids: list[int]) -> int:
     """Probe one chunk concurrently (asyncio inside); hosts already recorded are skipped."""
@@ -44,7 +50,7 @@ def reprobe_due_task() -> list[int]:
     """Beat: re-probe hosts whose last probe is older than their campaign's interval."""
     runs = services.start_due_reprobes()
     for run in runs:
-        services.queue_probe_run(run)
+        queue_probe_run(run)
     return [run.pk for run in runs]
 
 

@@ -12,9 +12,10 @@ from campaign import agencies
 from campaign import selectors as campaign_selectors
 from campaign.views import require_perm
 from probes.forms import ProbeRunForm
+from probes.tasks import queue_probe_run
 from probes.verification import selectors
 from probes.verification.base import VERDICTS
-from probes.verification.services import create_probe_run, queue_probe_run, select_hosts
+from probes.verification.services import create_probe_run, select_hosts
 
 RESULTS_PER_PAGE = 50
 

@@ -23,7 +23,7 @@ from campaign import web_urls
 from campaign.models import Agency, AuditEvent, Feed, FeedImport
 from campaign.roles import ROLE_PERMISSIONS
 from campaign.services import create_campaign
-from letters import recipient_urls, services
+from letters import batches, recipient_urls
 from letters import states as letter_states
 from letters.models import Letter
 from letters.recipient import make_token
@@ -72,7 +72,7 @@ def world(db, settings):
     users = {role: make_user(f"{role}-user", role, LEAD) for role in ROLES}
     users[OUTSIDER] = make_user("outsider-admin", "admin", OTHER)
     builder = make_user("builder", "staff", LEAD)  # none of the matrix's users built the batch
-    batch = services.build_batch(campaign=campaign, actor=builder)
+    batch = batches.build_batch(campaign=campaign, actor=builder)
     draft, out = batch.letters.order_by("id")
     Letter.objects.filter(pk=out.pk).update(state=letter_states.SENT)  # its link works
     return SimpleNamespace(

@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from letters import services
+from letters import sending
 from letters.models import Letter
 from tests.letters.conftest import add_finding, compiled_translations  # noqa: F401
 from tests.letters.helpers import approved_batch
@@ -20,7 +20,7 @@ def retest_urls(campaign, bob, rita, settings):
     settings.RECIPIENT_RATE_LIMITS = {"retest_token": (100, 3600), "retest_ip": (1, 3600)}
     add_finding(campaign, email="noc@alice.example", ip="198.51.100.11")
     add_finding(campaign, email="noc@bob.example", ip="203.0.113.77")
-    assert services.send_batch(batch=approved_batch(campaign, bob, rita)).sent == 2
+    assert sending.send_batch(batch=approved_batch(campaign, bob, rita)).sent == 2
     return [urlsplit(letter.context["recipient_url"]).path + "retest/"
             for letter in Letter.objects.order_by("email")]
 

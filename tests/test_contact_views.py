@@ -90,9 +90,9 @@ def test_analysts_resolve_contacts_against_loopback_registries_and_watch_the_run
     assert f'action="{url("contact_run_start", campaign.slug)}"' in page
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = client.post(url("contact_run_start", campaign.slug), {"mode": "pending"})
-    # One: the run's task, queued after the commit. The eager task itself then gives both hosts
-    # their contact's country, and drops the dashboard's cache after its own commit.
-    assert len(callbacks) == 2
+    # One: the run's task, queued after the commit. The eager task itself then moves both hosts
+    # and gives them their contact's country: each says hosts_changed after its own commit.
+    assert len(callbacks) == 3
     countries = dict(Host.objects.values_list("ip", "country"))
     assert countries["8.8.4.4"] == ""  # not looked up, and the feed named no country
     assert countries["82.44.79.141"] and countries["179.231.41.242"]  # the registry's

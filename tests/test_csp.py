@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from campaign.csp import LETTER_HTML_POLICY, POLICY
-from letters import services
+from letters import sending
 from letters.models import Letter
 from letters.recipient_views import CSP as RECIPIENT_CSP
 from tests.letters.conftest import add_finding, compiled_translations  # noqa: F401
@@ -44,7 +44,7 @@ def test_staff_pages_login_and_admin_carry_the_policy(client, campaign, bob, rit
 
 def test_the_recipient_page_keeps_its_own_policy(client, campaign, bob, rita):
     add_finding(campaign, email="abuse@isp.example", language="en", country="US")
-    assert services.send_batch(batch=approved_batch(campaign, bob, rita)).sent == 1
+    assert sending.send_batch(batch=approved_batch(campaign, bob, rita)).sent == 1
     letter = Letter.objects.get()
     response = client.get(urlsplit(letter.context["recipient_url"]).path)
     assert response.status_code == 200

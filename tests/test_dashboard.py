@@ -292,7 +292,7 @@ def host_queries(ctx):
 
 
 def test_a_large_campaigns_counts_come_from_the_cache_until_a_host_moves(
-    client, alice, campaign, cache_everything
+    client, alice, campaign, cache_everything, django_capture_on_commit_callbacks
 ):
     hosts = add_hosts(campaign, 3)
     client.force_login(alice)
@@ -304,7 +304,9 @@ def test_a_large_campaigns_counts_come_from_the_cache_until_a_host_moves(
     assert response.context["dashboard_cached"] is True
     assert "Counts may be up to a minute old." in response.content.decode()
 
-    transition_host(hosts[0], states.VERIFIED_OPEN)
+    # The cached counts are dropped once the move commits (campaign.signals.hosts_changed).
+    with django_capture_on_commit_callbacks(execute=True):
+        transition_host(hosts[0], states.VERIFIED_OPEN)
     # The page does not wait for the recount: it shows the last count, says so, and a
     # worker (eager here) recounts; the next view has the new figures.
     response = client.get(url)
@@ -315,14 +317,32 @@ def test_a_large_campaigns_counts_come_from_the_cache_until_a_host_moves(
     assert response.context["dashboard_stale"] is False
     assert {s.key: s.count for s in response.context["counts"].funnel}["verified_open"] == 1
 
-    transition_hosts([h.pk for h in hosts[1:]], states.UNREACHABLE)  # bulk: every campaign
+    with django_capture_on_commit_callbacks(execute=True):
+        transition_hosts([h.pk for h in hosts[1:]], states.UNREACHABLE)  # bulk: every campaign
     client.get(url)
     by_state = {row.state: row.count for row in client.get(url).context["counts"].by_state}
     assert by_state[states.UNREACHABLE] == 2
 
 
-def test_one_recount_at_a_time_while_the_last_count_is_shown(client, alice, campaign,
-                                                             cache_everything):
+def test_the_cached_counts_are_dropped_once_the_move_commits_not_before(
+        client, alice, campaign, cache_everything, django_capture_on_commit_callbacks):
+    hosts = add_hosts(campaign, 1)
+    client.force_login(alice)
+    url = reverse("campaign_detail", args=[campaign.slug])
+    client.get(url)
+    with django_capture_on_commit_callbacks() as on_commit:
+        transition_host(hosts[0], states.VERIFIED_OPEN)
+        # Not committed yet: a recount now would cache the old state again.
+        assert client.get(url).context["dashboard_cached"] is True
+    for callback in on_commit:
+        callback()  # the commit: campaign.signals.hosts_changed reaches the dashboard
+    assert client.get(url).context["dashboard_stale"] is True
+    funnel = {s.key: s.count for s in client.get(url).context["counts"].funnel}
+    assert funnel["verified_open"] == 1
+
+
+def test_one_recount_at_a_time_while_the_last_count_is_shown(
+        client, alice, campaign, cache_everything, django_capture_on_commit_callbacks):
     from django.core.cache import cache
 
     hosts = add_hosts(campaign, 2)
@@ -330,7 +350,8 @@ def test_one_recount_at_a_time_while_the_last_count_is_shown(client, alice, camp
     url = reverse("campaign_detail", args=[campaign.slug])
     client.get(url)
     cache.add(dashboard._lock_key(campaign.pk), 1, 60)  # a worker is already recounting
-    transition_host(hosts[0], states.VERIFIED_OPEN)
+    with django_capture_on_commit_callbacks(execute=True):
+        transition_host(hosts[0], states.VERIFIED_OPEN)
     with CaptureQueriesContext(connection) as ctx:
         response = client.get(url)
     assert response.context["dashboard_stale"] is True
@@ -341,22 +362,23 @@ def test_one_recount_at_a_time_while_the_last_count_is_shown(client, alice, camp
     assert funnel["verified_open"] == 1
 
 
-def test_a_last_count_too_old_is_recounted_in_the_request(client, alice, campaign, settings,
-                                                          cache_everything):
+def test_a_last_count_too_old_is_recounted_in_the_request(
+        client, alice, campaign, settings, cache_everything, django_capture_on_commit_callbacks):
     settings.DASHBOARD_STALE_SECONDS = 0  # e.g. no worker has refreshed it for a long time
     hosts = add_hosts(campaign, 2)
     client.force_login(alice)
     url = reverse("campaign_detail", args=[campaign.slug])
     client.get(url)
-    transition_host(hosts[0], states.VERIFIED_OPEN)
+    with django_capture_on_commit_callbacks(execute=True):
+        transition_host(hosts[0], states.VERIFIED_OPEN)
     response = client.get(url)
     assert response.context["dashboard_stale"] is False
     assert response.context["dashboard_cached"] is False
     assert {s.key: s.count for s in response.context["counts"].funnel}["verified_open"] == 1
 
 
-def test_a_finished_import_drops_the_cached_counts(client, alice, campaign, feeds_dir,
-                                                   cache_everything):
+def test_a_finished_import_drops_the_cached_counts(
+        client, alice, campaign, feeds_dir, cache_everything, django_capture_on_commit_callbacks):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from campaign.imports import create_import, run_import
@@ -368,7 +390,8 @@ def test_a_finished_import_drops_the_cached_counts(client, alice, campaign, feed
     upload = SimpleUploadedFile("plain-ips.txt", (feeds_dir / "plain-ips.txt").read_bytes())
     feed_import = create_import(campaign=campaign, actor=alice, source="plain-ips.txt",
                                 fmt="auto", kind="relay", upload=upload)
-    run_import(feed_import.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        run_import(feed_import.pk)
     client.get(url)  # the last count, while the worker recounts
     assert client.get(url).context["counts"].total == 147
 

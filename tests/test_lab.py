@@ -296,10 +296,8 @@ def test_hosts_outside_the_lab_show_as_refused_not_as_errors(
     # The CLI line keeps its four verdicts; the pages tell the refusal apart.
     # (the lab host has no feed port: the default relay ports 25/587, where the lab is silent)
     assert run.summary_line == "probed=3 open=0 not_open=0 unreachable=1 error=2"
-    from probes.verification import selectors
-
-    assert selectors.shown_counts(run) == {"open": 0, "not_open": 0, "unreachable": 1,
-                                           "error": 0, "refused_outside_lab": 2}
+    assert run.shown_counts() == {"open": 0, "not_open": 0, "unreachable": 1,
+                                  "error": 0, "refused_outside_lab": 2}
     client.force_login(alice)
     page = client.get(f"/c/{campaign.slug}/").content.decode()
     box = page.split('id="latest-probe-run"', 1)[1].split("</dl>", 1)[0]

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from campaign import states as host_states
 from campaign.models import AuditEvent
-from letters import services, states
+from letters import batches, sending, states, tracking
 from letters.models import Batch, InboundMessage, Letter, LetterEvent
 from tests.conftest import make_user
 from tests.letters import conftest as letters_fixtures
@@ -51,12 +51,12 @@ def three_contacts(finding):
 
 
 def built(campaign, actor, **filters) -> Batch:
-    return services.build_batch(campaign=campaign, actor=actor, **filters)
+    return batches.build_batch(campaign=campaign, actor=actor, **filters)
 
 
 def submitted(campaign, actor, **filters) -> Batch:
     batch = built(campaign, actor, **filters)
-    return services.submit_batch(batch=batch, actor=actor)
+    return batches.submit_batch(batch=batch, actor=actor)
 
 
 # --- building ------------------------------------------------------------------------------
@@ -212,7 +212,7 @@ def test_an_editor_of_the_batch_may_not_approve_it_either(client, bob, ada, camp
     assert letter.state == states.CANCELLED
     assert batch.state == states.DRAFT  # edited: back to draft for a fresh review
     assert "needs a fresh review" in body(client.get(response["Location"]))
-    services.submit_batch(batch=batch, actor=bob)
+    batches.submit_batch(batch=batch, actor=bob)
     assert "Approve batch" not in body(client.get(url("batch_detail", campaign.slug, batch.pk)))
     assert client.post(url("batch_approve", campaign.slug, batch.pk)).status_code == 403
 
@@ -270,7 +270,9 @@ def test_a_reviewer_approves_staff_send_and_the_letters_reach_the_outbox(
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = client.post(url("batch_send", campaign.slug, batch.pk),
                                {"confirm": "on", "letters": "3"})
-    assert len(callbacks) == 1
+    # The send task, queued after the commit; then (eager here) each letter's hosts moving
+    # to notified say hosts_changed after their own commit.
+    assert len(callbacks) == 4
     assert sorted(m.to[0] for m in mailoutbox) == [
         "abuse@isp.de.example", "abuse@isp.us.example", "noc@isp.jp.example"]
     batch.refresh_from_db()
@@ -302,9 +304,9 @@ def test_an_unapproved_batch_cannot_be_sent(client, bob, campaign, three_contact
 def test_the_batch_status_endpoint_counts_letters_by_state(client, bob, rita, campaign,
                                                           three_contacts):
     batch = approved_batch(campaign, bob, rita)
-    services.start_sending(batch=batch, actor=bob)
+    sending.start_sending(batch=batch, actor=bob)
     first = batch.letters.order_by("id").first()
-    assert services.send_letter(first.pk) == services.SENT
+    assert sending.send_letter(first.pk) == sending.SENT
     client.force_login(rita)
     page = body(client.get(url("batch_detail", campaign.slug, batch.pk)))
     assert "job-progress.js" in page
@@ -334,7 +336,7 @@ def test_a_batch_of_another_campaign_is_not_found(client, bob, campaign, three_c
 def sent_letter(campaign, bob, rita, finding):
     finding(email="abuse@isp.bg.example", language="bg", country="BG")
     batch = approved_batch(campaign, bob, rita)
-    services.send_batch(batch=batch, actor=bob, sleep=lambda s: None)
+    sending.send_batch(batch=batch, actor=bob, sleep=lambda s: None)
     return Letter.objects.get()
 
 
@@ -349,7 +351,7 @@ def hostile_reply(letter, n=1):
 
 
 def test_a_letter_page_shows_its_timeline_and_escapes_hostile_replies(client, rita, sent_letter):
-    services.move_letter(sent_letter, states.DELIVERED)
+    tracking.move_letter(sent_letter, states.DELIVERED)
     LetterEvent.objects.create(letter=sent_letter, esp="mailgun", event_id="ev-1",
                                event_type="delivered", description="250 2.0.0 <b>OK</b>")
     hostile_reply(sent_letter)
@@ -372,7 +374,7 @@ def test_a_letter_page_shows_its_timeline_and_escapes_hostile_replies(client, ri
 
 
 def test_the_letter_list_filters_by_delivery_state(client, rita, sent_letter, finding, bob):
-    services.move_letter(sent_letter, states.BOUNCED)
+    tracking.move_letter(sent_letter, states.BOUNCED)
     finding(email="abuse@other.example")
     built(sent_letter.campaign, bob)
     client.force_login(rita)
@@ -470,7 +472,7 @@ def test_a_user_from_another_agency_cannot_see_the_batches(client, bob, campaign
 def test_host_state_is_untouched_by_a_rejected_batch(client, bob, rita, campaign, finding):
     host = finding(email="x@example.org")
     batch = submitted(campaign, bob)
-    services.reject_batch(batch=batch, actor=rita, comment="wrong")
+    batches.reject_batch(batch=batch, actor=rita, comment="wrong")
     client.force_login(bob)
     page = body(client.get(url("host_detail", campaign.slug, host.ip)))
     assert host_states.HOST_STATE_LABELS[host_states.CONTACT_RESOLVED] in page

@@ -17,7 +17,7 @@ from campaign import agencies, web_urls
 from campaign import states as host_states
 from campaign.models import Agency, Campaign, Feed, FeedImport, Host
 from campaign.services import create_campaign, visible_campaigns
-from letters import services, states
+from letters import batches, sending, states
 from letters.models import Batch, Letter
 from probes.contacts.models import ContactRun
 from probes.verification.models import ProbeRun
@@ -72,8 +72,8 @@ def world(db):
         b=make_user("bea", "admin", PARTNER), b_builder=make_user("ben", "staff", PARTNER),
         c=make_user("cal", "admin", OUTSIDER), c_builder=make_user("cid", "staff", OUTSIDER),
     )
-    a_batch = services.build_batch(campaign=joint, actor=users.a_builder)
-    b_batch = services.build_batch(campaign=joint, actor=users.b_builder)
+    a_batch = batches.build_batch(campaign=joint, actor=users.a_builder)
+    b_batch = batches.build_batch(campaign=joint, actor=users.b_builder)
     feed_import = FeedImport.objects.create(
         campaign=joint, feed=Feed.objects.create(name="cbl"), source="cbl.txt", kind=1,
         status=FeedImport.DONE)
@@ -129,7 +129,7 @@ def test_each_agency_builds_a_batch_of_its_own_hosts_with_its_own_letterhead(wor
     assert "FEDERAL TRADE COMMISSION" not in b_letter.body_text
     assert b_letter.message_id.endswith("@bnetza.example>")
     # Nothing is left for either agency: each host is in exactly one live letter.
-    again = services.build_batch(campaign=world.joint, actor=world.users.b_builder)
+    again = batches.build_batch(campaign=world.joint, actor=world.users.b_builder)
     assert again.letters.count() == 0
 
 
@@ -137,9 +137,9 @@ def test_letters_leave_with_the_sender_and_reply_to_of_the_agency_that_wrote_the
     u = world.users
     for batch, builder, reviewer in ((world.a_batch, u.a_builder, u.a),
                                      (world.b_batch, u.b_builder, u.b)):
-        services.submit_batch(batch=batch, actor=builder)
-        services.approve_batch(batch=batch, actor=reviewer)
-        assert services.send_batch(batch=batch, actor=builder, sleep=lambda s: None).sent
+        batches.submit_batch(batch=batch, actor=builder)
+        batches.approve_batch(batch=batch, actor=reviewer)
+        assert sending.send_batch(batch=batch, actor=builder, sleep=lambda s: None).sent
     senders = {m.to[0]: (m.from_email, m.reply_to) for m in mail.outbox}
     assert senders["abuse@isp.de.example"] == (f"{PARTNER} <sys@bnetza.example>",
                                                ["antwort@bnetza.example"])
@@ -172,15 +172,15 @@ def test_letters_leave_with_the_sender_and_reply_to_of_the_agency_that_wrote_the
 
 def test_an_agency_reviews_and_sends_only_its_own_batches(world):
     u = world.users
-    services.submit_batch(batch=world.a_batch, actor=u.a_builder)
+    batches.submit_batch(batch=world.a_batch, actor=u.a_builder)
     with pytest.raises(PermissionDenied, match="another agency"):
-        services.approve_batch(batch=world.a_batch, actor=u.b)
+        batches.approve_batch(batch=world.a_batch, actor=u.b)
     with pytest.raises(CommandError, match="another agency"):
         run("letters_batch", "approve", str(world.a_batch.pk), "--by", "bea")
     with pytest.raises(PermissionDenied):
-        services.submit_batch(batch=world.b_batch, actor=u.a_builder)
+        batches.submit_batch(batch=world.b_batch, actor=u.a_builder)
     with pytest.raises(PermissionDenied, match="takes no part"):
-        services.build_batch(campaign=world.joint, actor=u.c_builder)
+        batches.build_batch(campaign=world.joint, actor=u.c_builder)
     world.a_batch.refresh_from_db()
     world.b_batch.refresh_from_db()
     assert (world.a_batch.state, world.b_batch.state) == (states.SUBMITTED, states.DRAFT)
@@ -365,8 +365,8 @@ def test_a_host_page_shows_only_the_viewers_letters_about_it(client, world):
 
 
 def test_the_review_queue_holds_only_the_reviewers_agencys_batches(client, world):
-    services.submit_batch(batch=world.a_batch, actor=world.users.a_builder)
-    services.submit_batch(batch=world.b_batch, actor=world.users.b_builder)
+    batches.submit_batch(batch=world.a_batch, actor=world.users.a_builder)
+    batches.submit_batch(batch=world.b_batch, actor=world.users.b_builder)
     for user, mine, theirs in ((world.users.a, world.a_batch, world.b_batch),
                                (world.users.b, world.b_batch, world.a_batch)):
         client.force_login(user)

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from campaign.models import Agency
 from campaign.services import create_campaign
-from letters import services, states
+from letters import batches, sending, states
 from letters.models import InboundMessage, Letter
 from letters.recipient import submit_feedback
 from tests.conftest import make_user
@@ -69,8 +69,8 @@ def brazilian_batch(campaign, bob, rita, finding):
     """A submitted batch with a letter in Brazilian Portuguese (stored as Django's `pt-br`)."""
     host = finding(email="abuse@provedor.br.example", language="pt-BR", country="BR")
     finding(email="abuse@isp.de.example", language="de", country="DE")
-    batch = services.build_batch(campaign=campaign, actor=bob)
-    services.submit_batch(batch=batch, actor=bob)
+    batch = batches.build_batch(campaign=campaign, actor=bob)
+    batches.submit_batch(batch=batch, actor=bob)
     letter = Letter.objects.get(email="abuse@provedor.br.example")
     assert letter.language == "pt-br"  # the internal spelling the pages must not show
     Agency.objects.filter(pk=campaign.agency_id).update(default_language="pt-br")
@@ -136,7 +136,7 @@ def test_a_reply_without_a_sender_address_says_the_sender_is_unknown(
 ):
     finding(email="abuse@isp.bg.example", language="bg", country="BG")
     batch = approved_batch(campaign, bob, rita)
-    services.send_batch(batch=batch, actor=bob, sleep=lambda s: None)
+    sending.send_batch(batch=batch, actor=bob, sleep=lambda s: None)
     letter = Letter.objects.get()
     submit_feedback(letter, kind="message", text="We fixed it.", token="t", client_ip="192.0.2.1")
     InboundMessage.objects.create(letter=letter, esp="mailgun",

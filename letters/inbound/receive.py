@@ -38,6 +38,7 @@ from letters.inbound import classify as kinds
 from letters.inbound.classify import Classification, UnreadableMessage, classify, parse
 from letters.inbound.verp import token_of
 from letters.models import InboundMessage, Letter, LetterEvent
+from letters.tracking import move_letter, suppress_address
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,15 @@ def receive_message(message: Message, *, source: str, raw: bytes | None = None,
     return result
 
 
+def record_inbound(message: Message, esp_name: str) -> InboundMessage | None:
+    """An ESP's inbound mail (anymail's inbound signal), received like any other: a bounce
+    or an auto-reply that arrives this way is one, not a reply. Whatever the message holds
+    (see letters.mailtext) it is stored: a stranger's broken mail must not make the webhook
+    fail, or the ESP would send it again forever."""
+    received = receive_message(message, source=esp_name)
+    return InboundMessage.objects.filter(pk=received.stored_id).first()
+
+
 def _keep_unreadable(raw: bytes, source: str, error: str, *, dry_run: bool) -> Received:
     result = Received(kind=kinds.UNMATCHED, reason="unreadable message", error=error)
     if dry_run:
@@ -169,8 +179,6 @@ def _keep_unreadable(raw: bytes, source: str, error: str, *, dry_run: bool) -> R
 
 def _act(letter: Letter, found: Classification, kind: str, stored: InboundMessage,
          source: str) -> None:
-    from letters.services import move_letter, suppress_address
-
     data = {"via": source, "inbound": stored.pk}
     if kind == kinds.REPLY:
         move_letter(letter, states.REPLIED, data=data)

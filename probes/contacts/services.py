@@ -436,14 +436,6 @@ def create_contact_run(campaign: Campaign, *, mode: str = ContactRun.PENDING,
     return run
 
 
-def queue_contact_run(run: ContactRun) -> None:
-    """Hand the run to the workers once the transaction that created it commits."""
-    from probes.contacts.tasks import run_contact_run_task  # the tasks call this module
-
-    # After commit: a worker must find the run row it is handed.
-    transaction.on_commit(lambda: run_contact_run_task.delay(run.pk))
-
-
 def run_contact_run(
     run_id: int,
     *,

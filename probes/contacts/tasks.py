@@ -1,8 +1,10 @@
-"""Celery tasks for abuse contacts: thin wrappers that take ids and call one service."""
+"""Celery tasks for abuse contacts: thin wrappers that take ids and call one service; and
+queue_contact_run, which hands a run to them."""
 
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import transaction
 
 from probes.contacts import services
 from probes.contacts.models import ContactRun
@@ -13,6 +15,12 @@ def run_contact_run_task(run_id: int) -> str | None:
     """Do one queued ContactRun (from `resolve_contacts --background` or the campaign page)."""
     run = services.run_contact_run(run_id)
     return run.summary_line if run is not None else None
+
+
+def queue_contact_run(run: ContactRun) -> None:
+    """Hand the run to the workers once the transaction that created it commits."""
+    # After commit: a worker must find the run row it is handed.
+    transaction.on_commit(lambda: run_contact_run_task.delay(run.pk))
 
 
 @shared_task(name="probes.resolve_due_contacts")

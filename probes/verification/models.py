@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
 from campaign.jobs import Job
-from probes.verification.base import CHECKS, VERDICTS
+from probes.verification import labels
+from probes.verification.base import CHECKS, ERROR, VERDICTS
 
 __all__ = ["ProbeRun", "ProbeResult"]
+
+# ProbeResult.details["refused"] of hosts that lab-only mode (PROBE_LAB_ONLY) kept the probes
+# away from: outbound.TargetRefused's code.
+LAB_ONLY = "lab_only"
 
 
 class ProbeRun(Job):
@@ -67,17 +73,33 @@ class ProbeRun(Job):
         counts = " ".join(f"{k}={v}" for k, v in self.by_verdict.items())
         return f"probed={self.done} {counts}"
 
+    def refused_outside_lab(self) -> int:
+        """Hosts counted as `error` only because lab-only mode refused to probe them."""
+        if not self.error_count or not settings.PROBE_LAB_ONLY:
+            # Only lab-only mode (the demo, labs) refuses hosts as outside the lab; elsewhere
+            # the pages cost no extra query for it.
+            return 0
+        return (
+            ProbeResult.objects.filter(run=self, verdict=ERROR, details__refused=LAB_ONLY)
+            .values("host_id").distinct().count()
+        )
+
+    def shown_counts(self) -> dict[str, int]:
+        """Hosts by verdict as the pages show them: `error` without the hosts refused as
+        outside the lab, which have their own count (the CLI line keeps the four verdicts)."""
+        refused = self.refused_outside_lab()
+        shown = dict(self.by_verdict)
+        shown[ERROR] -= refused
+        shown[labels.REFUSED_OUTSIDE_LAB] = refused
+        return shown
+
     @property
     def count_tiles(self) -> list[dict]:
-        # The labels live with the page code, which imports these models.
-        from probes.templatetags.probe_labels import verdict_counts
-
-        return verdict_counts(self)
+        return labels.verdict_tiles(self.by_verdict, self.shown_counts(),
+                                    lab_only=settings.PROBE_LAB_ONLY)
 
     def extra_status_data(self) -> dict:
-        from probes.verification.selectors import shown_counts
-
-        return {"shown": shown_counts(self), "by_verdict": self.by_verdict,
+        return {"shown": self.shown_counts(), "by_verdict": self.by_verdict,
                 "checks_done": self.checks_done}
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db.models import Count, Max
 
 from campaign.models import Campaign, Host
-from probes.verification.base import ERROR, VERDICTS
+from probes.verification.base import VERDICTS
 from probes.verification.models import ProbeResult, ProbeRun
 
 
@@ -54,38 +53,10 @@ def latest_run(campaign: Campaign) -> ProbeRun | None:
     )
 
 
-# ProbeResult.details["refused"] of hosts that lab-only mode (PROBE_LAB_ONLY) kept the probes
-# away from: outbound.TargetRefused's code.
-LAB_ONLY = "lab_only"
-REFUSED_OUTSIDE_LAB = "refused_outside_lab"
-
-
-def refused_outside_lab(run: ProbeRun) -> int:
-    """Hosts of the run counted as `error` only because lab-only mode refused to probe them."""
-    if not run.error_count or not settings.PROBE_LAB_ONLY:
-        # Only lab-only mode (the demo, labs) refuses hosts as outside the lab; elsewhere the
-        # pages cost no extra query for it.
-        return 0
-    return (
-        ProbeResult.objects.filter(run=run, verdict=ERROR, details__refused=LAB_ONLY)
-        .values("host_id").distinct().count()
-    )
-
-
-def shown_counts(run: ProbeRun) -> dict[str, int]:
-    """The run's hosts by verdict as the pages show them: `error` without the hosts refused
-    as outside the lab, which have their own count (the CLI line keeps the four verdicts)."""
-    refused = refused_outside_lab(run)
-    shown = dict(run.by_verdict)
-    shown[ERROR] -= refused
-    shown[REFUSED_OUTSIDE_LAB] = refused
-    return shown
-
-
 def run_progress(run: ProbeRun) -> dict:
     """What a progress bar polls: status, counts, and the summary by verdict."""
     return {
-        "shown": shown_counts(run),
+        "shown": run.shown_counts(),
         "id": run.pk,
         "status": run.status,
         "total": run.total,

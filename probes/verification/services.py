@@ -21,6 +21,7 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from campaign import kinds, states
+from campaign.audit import record
 from campaign.hosts import transition_host
 from campaign.models import Campaign, Host
 from campaign.roles import has_perm
@@ -152,8 +153,6 @@ def create_probe_run(
     ids = list(host_ids) if host_ids is not None else select_hosts(
         campaign, state=state, limit=limit
     )
-    from campaign.audit import record
-
     with transaction.atomic():
         run = ProbeRun.objects.create(
             campaign=campaign, created_by=actor if getattr(actor, "pk", None) else None,
@@ -178,13 +177,6 @@ def mark_running(run: ProbeRun) -> bool:
     )
     run.refresh_from_db()
     return run.status == ProbeRun.RUNNING
-
-
-def queue_probe_run(run: ProbeRun) -> None:
-    """Hand the run to the workers once the transaction that created it commits."""
-    from probes.tasks import run_probe_run_task  # the tasks call this module
-
-    transaction.on_commit(lambda: run_probe_run_task.delay(run.pk))
 
 
 def run_probe_run(

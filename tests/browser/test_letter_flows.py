@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from campaign import states as host_states
 from campaign.models import Host
-from letters import services, states
+from letters import batches, states
 from letters.models import Batch, Letter
 from tests.browser.conftest import login, logout, screenshot
 from tests.contacts import conftest as contacts_fixtures
@@ -129,8 +129,8 @@ def test_staff_build_a_batch_a_reviewer_approves_it_and_the_letters_are_sent(
 
 
 def test_an_admin_cannot_approve_the_batch_they_built(page, campaign, ada, contacts):
-    batch = services.build_batch(campaign=campaign, actor=ada)
-    services.submit_batch(batch=batch, actor=ada)
+    batch = batches.build_batch(campaign=campaign, actor=ada)
+    batches.submit_batch(batch=batch, actor=ada)
     login(page, "ada")
     page.get_by_role("link", name="Review queue").click()
     expect(page.locator(f"tr[data-batch='{batch.pk}']")).to_contain_text("yours")
@@ -159,7 +159,7 @@ def test_an_admin_cannot_approve_the_batch_they_built(page, campaign, ada, conta
 
 
 def test_the_letter_pages_fit_a_narrow_screen(phone_page, campaign, bob, contacts):
-    batch = services.build_batch(campaign=campaign, actor=bob)
+    batch = batches.build_batch(campaign=campaign, actor=bob)
     letter = batch.letters.get(language="bg")
     login(phone_page, "bob")
     for path, name in [

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from campaign import states as host_states
 from campaign.models import AuditEvent
-from letters import recipient, services
+from letters import retest, sending
 from letters.models import Letter
 from tests.browser.conftest import screenshot
 from tests.letters import conftest as letters_fixtures
@@ -59,7 +59,7 @@ def owners(campaign, bob, rita, fake, probe_settings):
         relays[lang] = fake(fakes.smtp_server, host=ip, rcpt=fakes.relay_everything)
         hosts[lang] = listed_relay(campaign, ip, relays[lang].port,
                                    email=f"noc@{lang}.example", language=lang, country=country)
-    assert services.send_batch(batch=approved_batch(campaign, bob, rita)).sent == 3
+    assert sending.send_batch(batch=approved_batch(campaign, bob, rita)).sent == 3
     letters = {lang: Letter.objects.get(email=f"noc@{lang}.example") for lang in hosts}
     return relays, hosts, letters
 
@@ -163,8 +163,8 @@ def test_the_progress_script_follows_a_running_retest_until_it_ends(page, campai
     letter = letters["ja"]
     run = ProbeRun.objects.create(campaign=campaign, status=ProbeRun.RUNNING,
                                   host_ids=[hosts["ja"].pk], total=1,
-                                  reason=recipient.SELF_SERVICE)
-    record(recipient.RETEST_ACTION, campaign_id=campaign.pk, obj=letter, data={"run": run.pk})
+                                  reason=retest.SELF_SERVICE)
+    record(retest.RETEST_ACTION, campaign_id=campaign.pk, obj=letter, data={"run": run.pk})
     errors = watch_console(page)
     page.goto(f"{path_of(letter)}?run={run.pk}")
     expect(page.locator("#retest-progress")).to_contain_text("テスト実行中")

@@ -17,7 +17,7 @@ from aiosmtpd.controller import Controller
 from campaign import kinds, states
 from campaign.models import FeedImport, Host, Sighting
 from campaign.services import create_campaign
-from letters import services as letter_services
+from letters import batches, sending
 from letters import states as letter_states
 from letters.models import Letter
 from probes.contacts.models import Contact
@@ -203,9 +203,9 @@ def approved_batch_of_50(campaign):
                               details={"accepted": {"sender": "probe@canary.test",
                                                     "recipient": "x@canary.test",
                                                     "reply": "250 ok"}})
-    batch = letter_services.build_batch(campaign=campaign, actor=bob)
-    letter_services.submit_batch(batch=batch, actor=bob)
-    batch = letter_services.approve_batch(batch=batch, actor=rita)
+    batch = batches.build_batch(campaign=campaign, actor=bob)
+    batches.submit_batch(batch=batch, actor=bob)
+    batch = batches.approve_batch(batch=batch, actor=rita)
     assert batch.letters.count() == LETTERS
     return batch
 
@@ -247,7 +247,7 @@ def test_a_sending_batch_killed_mid_way_sends_no_letter_twice_and_loses_none(
 
         def settled() -> bool:
             letters = Letter.objects.filter(batch=batch)
-            waiting = letters.filter(state=letter_services.states.QUEUED,
+            waiting = letters.filter(state=letter_states.QUEUED,
                                      claimed_at__isnull=True).count()
             return waiting == 0 and letters.filter(state=letter_states.SENT).exists()
 
@@ -258,7 +258,7 @@ def test_a_sending_batch_killed_mid_way_sends_no_letter_twice_and_loses_none(
 
     received = list(sink.keys)
     unconfirmed = assert_each_letter_once(batch, received, concurrency=1)
-    summary = letter_services.send_batch(batch=batch)  # what a person re-running it sees
+    summary = sending.send_batch(batch=batch)  # what a person re-running it sees
     assert (summary.sent, summary.unconfirmed) == (0, len(unconfirmed))
     assert len(sink.keys) == len(received)
 

@@ -48,10 +48,10 @@ def webhook_settings(settings):
 @pytest.fixture
 def sent_letter(campaign, bob, rita, webhook_settings):
     """One letter that left (its Message-ID and ESP id known), to abuse@isp.example."""
-    from letters import services
+    from letters import sending
 
     add_finding(campaign, email="abuse@isp.example", language="en", country="US")
-    services.send_batch(batch=approved_batch(campaign, bob, rita))
+    sending.send_batch(batch=approved_batch(campaign, bob, rita))
     letter = Letter.objects.get()
     assert letter.state == states.SENT
     Letter.objects.filter(pk=letter.pk).update(esp_message_id="esp-message-0001")

@@ -13,7 +13,7 @@ from django.core import mail
 from django.urls import reverse
 
 from campaign.models import Agency, AuditEvent
-from letters import services, states
+from letters import sending, states
 from letters.models import Letter
 from probes.contacts import rdap, whois
 from probes.contacts.models import Contact
@@ -106,7 +106,7 @@ def test_a_reply_on_the_recipient_page_changes_no_address(client, campaign, bob,
                                                           settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     add_finding(campaign, email="noc@isp.example", ip="198.51.100.9")
-    services.send_batch(batch=approved_batch(campaign, bob, rita))
+    sending.send_batch(batch=approved_batch(campaign, bob, rita))
     letter = Letter.objects.get()
     page = letter.context["recipient_url"].split("://", 1)[1].split("/", 1)[1]
     text = "Write to\r\nBcc: victim@evil.example\r\nor victim@evil.example"
@@ -134,7 +134,7 @@ def test_an_agency_name_is_one_quoted_display_name(campaign, bob, rita, settings
     Agency.objects.filter(pk=campaign.agency_id).update(name=name)
     campaign.agency.refresh_from_db()
     add_finding(campaign, email="noc@isp.example", ip="198.51.100.9")
-    summary = services.send_batch(batch=approved_batch(campaign, bob, rita))
+    summary = sending.send_batch(batch=approved_batch(campaign, bob, rita))
     assert summary.sent == 1
     (sent,) = mail.outbox
     assert sent.recipients() == ["noc@isp.example"]
@@ -167,7 +167,7 @@ def test_a_tampered_letter_fails_and_is_never_sent(campaign, bob, rita, settings
     else:
         context = {**letter.context, "agency": {**letter.context["agency"], field: value}}
         Letter.objects.filter(pk=letter.pk).update(context=context)
-    summary = services.send_batch(batch=batch)
+    summary = sending.send_batch(batch=batch)
     assert (summary.sent, summary.failed) == (0, 1)
     assert mail.outbox == []
     letter.refresh_from_db()

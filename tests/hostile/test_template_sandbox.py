@@ -21,7 +21,7 @@ from django.urls import reverse
 from jinja2 import TemplateError
 from jinja2.exceptions import SecurityError
 
-from letters import services
+from letters import batches
 from letters.models import Batch, LetterTemplate
 from letters.rendering import SAMPLE_CONTEXT, LetterRenderer, check_template
 from letters.sandbox import TemplateTooCostly
@@ -168,7 +168,7 @@ def test_a_template_that_explodes_only_on_real_data_fails_the_batch_not_the_work
         add_finding(campaign, email="noc@big-isp.example", ip=f"198.51.100.{n + 1}")
     started = time.monotonic()
     with pytest.raises(TemplateTooCostly):
-        services.build_batch(campaign=campaign, actor=bob)
+        batches.build_batch(campaign=campaign, actor=bob)
     assert time.monotonic() - started < 2 * FAST
     assert not Batch.objects.exists()  # nothing half-built
 

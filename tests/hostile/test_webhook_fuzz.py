@@ -29,14 +29,15 @@ from urllib.parse import quote_from_bytes
 
 import pytest
 import requests
+from anymail import signals as anymail_signals
 from anymail.inbound import AnymailInboundMessage
-from anymail.signals import inbound, tracking
 from django.db import transaction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from campaign.models import AuditEvent
-from letters import services
+from letters import tracking
+from letters.inbound.receive import record_inbound
 from letters.mailtext import clean_text
 from letters.models import InboundMessage, Letter, LetterEvent
 from probes.contacts.models import Suppression
@@ -372,7 +373,8 @@ class Emitted:
 @pytest.fixture
 def emitted():
     seen = Emitted()
-    receivers = [(tracking, seen("tracking")), (inbound, seen("inbound"))]
+    receivers = [(anymail_signals.tracking, seen("tracking")),
+                 (anymail_signals.inbound, seen("inbound"))]
     for signal, receiver in receivers:
         signal.connect(receiver, weak=False, dispatch_uid=f"hostile-{id(receiver)}")
     yield seen
@@ -493,7 +495,7 @@ def test_a_failure_while_recording_leaves_none_of_the_calls_events(client, sent_
     """Three events in one SendGrid call, the third fails: the first two are not kept."""
     events = [{**sendgrid_tracking(sent_letter)[0], "event": "delivered", "sg_event_id": f"d{i}"}
               for i in range(3)]
-    real = services.record_tracking_event
+    real = tracking.record_tracking_event
     calls = []
 
     def flaky(event, esp_name):
@@ -502,7 +504,7 @@ def test_a_failure_while_recording_leaves_none_of_the_calls_events(client, sent_
             raise RuntimeError("database went away")
         return real(event, esp_name)
 
-    monkeypatch.setattr(services, "record_tracking_event", flaky)
+    monkeypatch.setattr(tracking, "record_tracking_event", flaky)
     client.raise_request_exception = False
     before = snapshot()
     response = client.post("/anymail/sendgrid/tracking/", data=dumps(events),
@@ -510,7 +512,7 @@ def test_a_failure_while_recording_leaves_none_of_the_calls_events(client, sent_
     assert response.status_code == 500  # the ESP sends the whole call again
     assert calls == ["d0", "d1", "d2"]
     assert snapshot() == before
-    monkeypatch.setattr(services, "record_tracking_event", real)
+    monkeypatch.setattr(tracking, "record_tracking_event", real)
     response = client.post("/anymail/sendgrid/tracking/", data=dumps(events),
                            content_type="application/json", **AUTH)
     assert response.status_code == 200
@@ -524,7 +526,7 @@ def test_any_raw_reply_is_stored_as_clean_text_and_never_raises(sent_letter, dat
     raw = data.draw(raw_mime(sent_letter.message_id))
     message = AnymailInboundMessage.parse_raw_mime_bytes(raw)
     with transaction.atomic():
-        stored = services.record_inbound(message, "Fuzz")
+        stored = record_inbound(message, "Fuzz")
     stored.refresh_from_db()
     for value in (stored.from_email, stored.subject, stored.to, stored.text, stored.html,
                   stored.message_id, stored.in_reply_to):
@@ -555,10 +557,10 @@ def test_a_bounce_never_suppresses_a_domain_or_garbage(sent_letter, recipient):
         metadata=["not a dict"], event_id="b\x00-1", recipient=recipient,
         timestamp=datetime(2026, 11, 21, 10, 0),  # naive, as some ESPs' parsers leave it
         description="550\x00 no such user")
-    stored = services.record_tracking_event(event, "Fuzz")
+    stored = tracking.record_tracking_event(event, "Fuzz")
     assert stored.event_id == "b-1" and stored.description == "550 no such user"
     assert stored.at.tzinfo is not None and stored.letter is None  # no usable id: not found
     event.metadata = {"letter": sent_letter.idempotency_key}
     event.event_id = "b-2"
-    assert services.record_tracking_event(event, "Fuzz").letter == sent_letter
+    assert tracking.record_tracking_event(event, "Fuzz").letter == sent_letter
     assert list(Suppression.objects.values_list("value", flat=True)) == [sent_letter.email]

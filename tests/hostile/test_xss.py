@@ -24,7 +24,7 @@ from django.utils import timezone
 from campaign import urls as root_urls
 from campaign.models import Agency, Campaign, Feed, FeedImport, ImportLineIssue, Sighting
 from campaign.services import create_campaign
-from letters import services
+from letters import batches, sending
 from letters.models import InboundMessage, Letter, LetterEvent
 from letters.recipient import make_token
 from probes.contacts.models import Contact, ContactOverride, ContactRun, NetworkRecord
@@ -106,15 +106,15 @@ def world(settings, client):
                             tag=payload("sighting.tag"), evidence={"x": "y"})
 
     # Letters: one batch approved with a comment and sent, one rejected with a comment.
-    sent_batch = services.build_batch(campaign=campaign, actor=builder, max_letters=1)
-    services.submit_batch(batch=sent_batch, actor=builder)
-    services.approve_batch(batch=sent_batch, actor=reviewer,
+    sent_batch = batches.build_batch(campaign=campaign, actor=builder, max_letters=1)
+    batches.submit_batch(batch=sent_batch, actor=builder)
+    batches.approve_batch(batch=sent_batch, actor=reviewer,
                            comment=payload("batch.approve_comment"))
-    services.send_batch(batch=sent_batch)
+    sending.send_batch(batch=sent_batch)
     letter = Letter.objects.get(batch=sent_batch)
-    rejected = services.build_batch(campaign=campaign, actor=builder)
-    services.submit_batch(batch=rejected, actor=builder)
-    services.reject_batch(batch=rejected, actor=reviewer, comment=payload("batch.reject_comment"))
+    rejected = batches.build_batch(campaign=campaign, actor=builder)
+    batches.submit_batch(batch=rejected, actor=builder)
+    batches.reject_batch(batch=rejected, actor=reviewer, comment=payload("batch.reject_comment"))
     Letter.objects.filter(pk=letter.pk).update(
         subject=payload("letter.subject"), last_error=payload("letter.last_error"))
     LetterEvent.objects.create(letter=letter, esp="Fuzz", event_type="bounced",

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from aiosmtpd.controller import Controller
 
-from letters import services
+from letters import batches
 
 
 def approved_batch(campaign, builder, reviewer, **filters):
-    batch = services.build_batch(campaign=campaign, actor=builder, **filters)
-    services.submit_batch(batch=batch, actor=builder)
-    return services.approve_batch(batch=batch, actor=reviewer)
+    batch = batches.build_batch(campaign=campaign, actor=builder, **filters)
+    batches.submit_batch(batch=batch, actor=builder)
+    return batches.approve_batch(batch=batch, actor=reviewer)
 
 
 class Collector:

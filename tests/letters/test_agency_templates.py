@@ -11,7 +11,7 @@ from django.db import connection
 from django.urls import reverse
 
 from campaign.models import AuditEvent
-from letters import services
+from letters import batches
 from letters.models import LetterTemplate
 from letters.rendering import SAMPLE_CONTEXT, TEMPLATE_DIR, LetterRenderer
 from tests.conftest import BNETZA, FTC, make_user, two_agency_campaigns
@@ -52,7 +52,7 @@ def save(client, user, name, source, language=None):
 
 
 def subjects(campaign, actor) -> dict[str, str]:
-    batch = services.build_batch(campaign=campaign, actor=actor)
+    batch = batches.build_batch(campaign=campaign, actor=actor)
     return dict(batch.letters.values_list("email", "subject"))
 
 
@@ -93,7 +93,7 @@ def test_editing_the_english_text_keeps_every_other_language_translated(client, 
     assert SHIPPED_GREETING in shipped
     edited = shipped.replace(SHIPPED_GREETING, "{% trans %}Hello operator,{% endtrans %}")
     assert save(client, two.a_admin, BODY, edited).status_code == 302
-    batch = services.build_batch(campaign=two.a_campaign, actor=two.a_staff)
+    batch = batches.build_batch(campaign=two.a_campaign, actor=two.a_staff)
     english = batch.letters.get(email="abuse@isp.us.example")
     japanese = batch.letters.get(email="noc@isp.jp.example")
     assert "Hello operator," in english.body_text

@@ -6,7 +6,7 @@ from django.core.management import CommandError, call_command
 
 from campaign import states as host_states
 from campaign.models import AuditEvent
-from letters import selectors, services, states
+from letters import batches, errors, selectors, states
 from letters.models import Letter, LetterSettings
 from probes.contacts.models import Suppression
 
@@ -18,7 +18,7 @@ def test_one_letter_per_contact_lists_all_of_its_hosts(campaign, bob, finding):
     b = finding(email="abuse@isp-one.example", language="de", country="DE",
                 check="http_proxy", port=8080, variant="connect")
     c = finding(email="noc@isp-two.example", language="ja", country="JP")
-    batch = services.build_batch(campaign=campaign, actor=bob)
+    batch = batches.build_batch(campaign=campaign, actor=bob)
     letters = {letter.email: letter for letter in batch.letters.all()}
     assert set(letters) == {"abuse@isp-one.example", "noc@isp-two.example"}
     german = letters["abuse@isp-one.example"]
@@ -34,9 +34,9 @@ def test_the_builder_skips_suppressed_notified_and_already_batched_hosts(campaig
     finding(email="abuse@blocked.example")
     finding(email="abuse@done.example", state=host_states.NOTIFIED)
     Suppression.objects.create(value="blocked.example", kind=Suppression.DOMAIN, reason="asked")
-    first = services.build_batch(campaign=campaign, actor=bob)
+    first = batches.build_batch(campaign=campaign, actor=bob)
     assert list(first.letters.values_list("email", flat=True)) == ["abuse@fine.example"]
-    again = services.build_batch(campaign=campaign, actor=bob)
+    again = batches.build_batch(campaign=campaign, actor=bob)
     assert again.letters.count() == 0  # the host is taken by the first (live) batch
 
 
@@ -45,9 +45,9 @@ def test_filters_by_country_language_and_maximum(campaign, bob, finding):
     finding(email="b@de.example", language="de", country="DE")
     finding(email="c@fr.example", language="fr", country="FR")
     finding(email="d@jp.example", language="ja", country="JP")
-    by_country = services.build_batch(campaign=campaign, actor=bob, country="fr")
+    by_country = batches.build_batch(campaign=campaign, actor=bob, country="fr")
     assert list(by_country.letters.values_list("email", flat=True)) == ["c@fr.example"]
-    by_language = services.build_batch(campaign=campaign, actor=bob, language="de", max_letters=1)
+    by_language = batches.build_batch(campaign=campaign, actor=bob, language="de", max_letters=1)
     assert by_language.letters.count() == 1
     assert by_language.filters == {"language": "de", "country": "", "max": 1}
 
@@ -57,13 +57,13 @@ def test_a_host_without_an_open_result_is_not_written_about(campaign, bob, findi
 
     host = finding(email="x@example.org")
     ProbeResult.objects.filter(host=host).update(verdict="not_open")
-    assert services.build_batch(campaign=campaign, actor=bob).letters.count() == 0
+    assert batches.build_batch(campaign=campaign, actor=bob).letters.count() == 0
 
 
 def test_a_bilingual_campaign_writes_local_language_and_english(campaign, bob, finding):
     LetterSettings.objects.create(campaign=campaign, bilingual=True)
     finding(email="a@bg.example", language="bg", country="BG")
-    letter = services.build_batch(campaign=campaign, actor=bob).letters.get()
+    letter = batches.build_batch(campaign=campaign, actor=bob).letters.get()
     assert letter.bilingual
     assert "Уважаеми мрежови администратор" in letter.body_text
     assert "Dear network administrator" in letter.body_text
@@ -71,9 +71,9 @@ def test_a_bilingual_campaign_writes_local_language_and_english(campaign, bob, f
 
 def test_the_batch_goes_draft_submitted_approved_with_audit(campaign, bob, rita, finding):
     finding(email="a@example.org")
-    batch = services.build_batch(campaign=campaign, actor=bob)
-    services.submit_batch(batch=batch, actor=bob)
-    services.approve_batch(batch=batch, actor=rita, comment="reads well")
+    batch = batches.build_batch(campaign=campaign, actor=bob)
+    batches.submit_batch(batch=batch, actor=bob)
+    batches.approve_batch(batch=batch, actor=rita, comment="reads well")
     batch.refresh_from_db()
     assert batch.state == states.APPROVED and batch.reviewed_by == rita
     assert set(batch.letters.values_list("state", flat=True)) == {states.QUEUED}
@@ -85,39 +85,39 @@ def test_the_batch_goes_draft_submitted_approved_with_audit(campaign, bob, rita,
 
 def test_only_reviewers_approve(campaign, bob, alice, finding):
     finding(email="a@example.org")
-    batch = services.submit_batch(batch=services.build_batch(campaign=campaign, actor=bob),
+    batch = batches.submit_batch(batch=batches.build_batch(campaign=campaign, actor=bob),
                                   actor=bob)
     for person in (bob, alice):
         with pytest.raises(PermissionDenied):
-            services.approve_batch(batch=batch, actor=person)
+            batches.approve_batch(batch=batch, actor=person)
 
 
 def test_a_reviewer_cannot_approve_a_batch_they_built(campaign, ada, rita, finding):
     finding(email="a@example.org")
-    batch = services.build_batch(campaign=campaign, actor=ada)
-    services.submit_batch(batch=batch, actor=ada)
-    with pytest.raises(services.FourEyesViolation):
-        services.approve_batch(batch=batch, actor=ada)
-    services.approve_batch(batch=batch, actor=rita)
+    batch = batches.build_batch(campaign=campaign, actor=ada)
+    batches.submit_batch(batch=batch, actor=ada)
+    with pytest.raises(errors.FourEyesViolation):
+        batches.approve_batch(batch=batch, actor=ada)
+    batches.approve_batch(batch=batch, actor=rita)
 
 
 def test_editing_a_submitted_batch_sends_it_back_and_bars_the_editor(
         campaign, bob, ada, rita, victor, finding):
     keep = finding(email="a@example.org")
     drop = finding(email="a@example.org", check="socks5", port=1080)
-    batch = services.build_batch(campaign=campaign, actor=bob)
-    services.submit_batch(batch=batch, actor=bob)
-    services.remove_host(batch=batch, host=drop, actor=ada, reason="wrong network")
+    batch = batches.build_batch(campaign=campaign, actor=bob)
+    batches.submit_batch(batch=batch, actor=bob)
+    batches.remove_host(batch=batch, host=drop, actor=ada, reason="wrong network")
     batch.refresh_from_db()
     assert batch.state == states.DRAFT
     letter = batch.letters.get()
     assert drop.ip not in letter.body_text and keep.ip in letter.body_text
     assert batch.notes[-1]["ip"] == drop.ip
-    services.submit_batch(batch=batch, actor=bob)
-    with pytest.raises(services.FourEyesViolation):
-        services.approve_batch(batch=batch, actor=ada)  # she edited it
-    services.approve_batch(batch=batch, actor=victor)
-    services.remove_letter(letter=letter, actor=bob, reason="second thoughts")
+    batches.submit_batch(batch=batch, actor=bob)
+    with pytest.raises(errors.FourEyesViolation):
+        batches.approve_batch(batch=batch, actor=ada)  # she edited it
+    batches.approve_batch(batch=batch, actor=victor)
+    batches.remove_letter(letter=letter, actor=bob, reason="second thoughts")
     batch.refresh_from_db()
     assert batch.state == states.DRAFT  # even an approved batch goes back
     assert AuditEvent.objects.filter(action="batch.reopen", object_id=str(batch.pk)).count() == 2
@@ -125,22 +125,22 @@ def test_editing_a_submitted_batch_sends_it_back_and_bars_the_editor(
 
 def test_rejecting_needs_a_comment_and_frees_the_hosts(campaign, bob, rita, finding):
     finding(email="a@example.org")
-    batch = services.build_batch(campaign=campaign, actor=bob)
-    services.submit_batch(batch=batch, actor=bob)
-    with pytest.raises(services.LetterError):
-        services.reject_batch(batch=batch, actor=rita, comment=" ")
-    services.reject_batch(batch=batch, actor=rita, comment="tone is off")
+    batch = batches.build_batch(campaign=campaign, actor=bob)
+    batches.submit_batch(batch=batch, actor=bob)
+    with pytest.raises(errors.LetterError):
+        batches.reject_batch(batch=batch, actor=rita, comment=" ")
+    batches.reject_batch(batch=batch, actor=rita, comment="tone is off")
     assert set(batch.letters.values_list("state", flat=True)) == {states.CANCELLED}
-    assert services.build_batch(campaign=campaign, actor=bob).letters.count() == 1
+    assert batches.build_batch(campaign=campaign, actor=bob).letters.count() == 1
 
 
 def test_an_approved_batch_cannot_be_approved_twice(campaign, bob, rita, victor, finding):
     finding(email="a@example.org")
-    batch = services.submit_batch(batch=services.build_batch(campaign=campaign, actor=bob),
+    batch = batches.submit_batch(batch=batches.build_batch(campaign=campaign, actor=bob),
                                   actor=bob)
-    services.approve_batch(batch=batch, actor=rita)
+    batches.approve_batch(batch=batch, actor=rita)
     with pytest.raises(states.IllegalTransition):
-        services.approve_batch(batch=batch, actor=victor)
+        batches.approve_batch(batch=batch, actor=victor)
 
 
 def test_the_command_line_workflow_prints_the_contract_lines(campaign, bob, rita, finding,
@@ -163,7 +163,7 @@ def test_the_command_line_workflow_prints_the_contract_lines(campaign, bob, rita
 
 def test_approving_ones_own_batch_exits_non_zero_with_a_message(campaign, ada, finding):
     finding(email="a@example.org")
-    batch = services.submit_batch(batch=services.build_batch(campaign=campaign, actor=ada),
+    batch = batches.submit_batch(batch=batches.build_batch(campaign=campaign, actor=ada),
                                   actor=ada)
     with pytest.raises(CommandError) as caught:
         call_command("letters_batch", "approve", str(batch.pk), "--by", "ada")
@@ -180,7 +180,7 @@ def test_the_approve_command_fails_as_a_process_with_stderr(campaign, ada, findi
     from django.db import connection
 
     finding(email="a@example.org")
-    batch = services.submit_batch(batch=services.build_batch(campaign=campaign, actor=ada),
+    batch = batches.submit_batch(batch=batches.build_batch(campaign=campaign, actor=ada),
                                   actor=ada)
     db = connection.settings_dict
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "campaign.test_settings",
@@ -198,7 +198,7 @@ def test_the_approve_command_fails_as_a_process_with_stderr(campaign, ada, findi
 
 def test_reject_requires_a_comment_on_the_command_line(campaign, bob, rita, finding):
     finding(email="a@example.org")
-    batch = services.submit_batch(batch=services.build_batch(campaign=campaign, actor=bob),
+    batch = batches.submit_batch(batch=batches.build_batch(campaign=campaign, actor=bob),
                                   actor=bob)
     with pytest.raises(CommandError):
         call_command("letters_batch", "reject", str(batch.pk), "--by", "rita")
@@ -209,7 +209,7 @@ def test_reject_requires_a_comment_on_the_command_line(campaign, bob, rita, find
 
 def test_selectors_give_counts_and_host_letters(campaign, bob, finding):
     host = finding(email="a@example.org")
-    batch = services.build_batch(campaign=campaign, actor=bob)
+    batch = batches.build_batch(campaign=campaign, actor=bob)
     counts = selectors.letter_counts(campaign)
     assert counts["by_state"]["draft"] == 1 and counts["by_state"]["sent"] == 0
     letter = Letter.objects.get()
@@ -225,17 +225,17 @@ def test_building_a_batch_takes_a_constant_number_of_queries(campaign, bob, find
         finding(email=f"a{i}@example.org", language=["de", "ja", "bg"][i % 3])
     # 2 of these: the control-group draw and the cadence look-up (letters/holdout, cadence).
     with django_assert_max_num_queries(24) as few:
-        services.build_batch(campaign=campaign, actor=bob)
+        batches.build_batch(campaign=campaign, actor=bob)
     small = len(few.captured_queries)
     for i in range(40):
         finding(email=f"b{i}@example.org", language=["fr", "ko", "sr"][i % 3])
     with django_assert_max_num_queries(small):
-        services.build_batch(campaign=campaign, actor=bob)
+        batches.build_batch(campaign=campaign, actor=bob)
 
 
 def test_letter_contexts_survive_a_json_round_trip(campaign, bob, finding):
     import json
 
     finding(email="a@example.org")
-    letter = services.build_batch(campaign=campaign, actor=bob).letters.get()
+    letter = batches.build_batch(campaign=campaign, actor=bob).letters.get()
     assert json.loads(json.dumps(letter.context)) == letter.context

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from campaign.models import Agency
 from campaign.services import create_campaign
-from letters import cadence, services, states
+from letters import batches, cadence, sending, states
 from letters.models import Letter
 from tests.letters.conftest import add_finding
 from tests.letters.helpers import approved_batch
@@ -24,7 +24,7 @@ def sibling(campaign):
 def sent_to(campaign, bob, rita, email, **finding):
     add_finding(campaign, email=email, **finding)
     batch = approved_batch(campaign, bob, rita)
-    assert services.send_batch(batch=batch).sent == 1
+    assert sending.send_batch(batch=batch).sent == 1
     return batch.letters.get()
 
 
@@ -32,7 +32,7 @@ def test_a_contact_written_to_in_one_campaign_waits_in_another(campaign, sibling
     letter = sent_to(campaign, bob, rita, "noc@isp.example")
     add_finding(sibling, email="noc@isp.example")
     add_finding(sibling, email="abuse@other.example")
-    batch = services.build_batch(campaign=sibling, actor=bob)
+    batch = batches.build_batch(campaign=sibling, actor=bob)
     assert list(batch.letters.values_list("email", flat=True)) == ["abuse@other.example"]
     assert batch.screened["waiting"] == 1 and batch.screened["waiting_hosts"] == 1
     [waiting] = batch.screened["waiting_contacts"]
@@ -46,9 +46,9 @@ def test_the_contact_is_written_to_once_the_interval_has_passed(campaign, siblin
     sent_to(campaign, bob, rita, "noc@isp.example")
     add_finding(sibling, email="noc@isp.example")
     day_29 = timezone.now() + timedelta(days=29)
-    assert services.build_batch(campaign=sibling, actor=bob, now=day_29).letters.count() == 0
+    assert batches.build_batch(campaign=sibling, actor=bob, now=day_29).letters.count() == 0
     day_31 = timezone.now() + timedelta(days=31)
-    batch = services.build_batch(campaign=sibling, actor=bob, now=day_31)
+    batch = batches.build_batch(campaign=sibling, actor=bob, now=day_31)
     assert batch.letters.get().email == "noc@isp.example" and batch.screened["waiting"] == 0
 
 
@@ -57,29 +57,29 @@ def test_the_interval_is_the_agencys_setting(campaign, sibling, bob, rita):
     sent_to(campaign, bob, rita, "noc@isp.example")
     add_finding(sibling, email="noc@isp.example")
     day_8 = timezone.now() + timedelta(days=8)
-    assert services.build_batch(campaign=sibling, actor=bob, now=day_8).letters.count() == 1
+    assert batches.build_batch(campaign=sibling, actor=bob, now=day_8).letters.count() == 1
 
 
 def test_an_interval_of_zero_turns_the_cadence_off(campaign, sibling, bob, rita):
     Agency.objects.filter(pk=campaign.agency_id).update(min_days_between_letters=0)
     sent_to(campaign, bob, rita, "noc@isp.example")
     add_finding(sibling, email="noc@isp.example")
-    assert services.build_batch(campaign=sibling, actor=bob).letters.count() == 1
+    assert batches.build_batch(campaign=sibling, actor=bob).letters.count() == 1
 
 
 def test_another_agencys_letters_do_not_count(campaign, bob, rita):
     sent_to(campaign, bob, rita, "noc@isp.example")
     other = create_campaign(slug="bsi-2026", agency_name="BSI", kinds="relay")
     add_finding(other, email="noc@isp.example")
-    batch = services.build_batch(campaign=other, actor=bob)
+    batch = batches.build_batch(campaign=other, actor=bob)
     assert batch.letters.get().email == "noc@isp.example"
 
 
 def test_a_letter_not_yet_sent_makes_the_contact_wait(campaign, sibling, bob):
     add_finding(campaign, email="noc@isp.example")
-    services.build_batch(campaign=campaign, actor=bob)  # a draft, not sent
+    batches.build_batch(campaign=campaign, actor=bob)  # a draft, not sent
     add_finding(sibling, email="noc@isp.example")
-    batch = services.build_batch(campaign=sibling, actor=bob)
+    batch = batches.build_batch(campaign=sibling, actor=bob)
     assert batch.letters.count() == 0
     assert batch.screened["waiting_contacts"][0]["reason"] == (
         "a letter to this contact is not sent yet")
@@ -87,10 +87,10 @@ def test_a_letter_not_yet_sent_makes_the_contact_wait(campaign, sibling, bob):
 
 def test_a_cancelled_letter_does_not_count(campaign, sibling, bob):
     add_finding(campaign, email="noc@isp.example")
-    draft = services.build_batch(campaign=campaign, actor=bob)
-    services.remove_letter(letter=draft.letters.get(), actor=bob, reason="wrong address")
+    draft = batches.build_batch(campaign=campaign, actor=bob)
+    batches.remove_letter(letter=draft.letters.get(), actor=bob, reason="wrong address")
     add_finding(sibling, email="noc@isp.example")
-    assert services.build_batch(campaign=sibling, actor=bob).letters.count() == 1
+    assert batches.build_batch(campaign=sibling, actor=bob).letters.count() == 1
 
 
 def test_one_batch_writes_one_letter_per_contact_and_the_other_notice_waits(campaign, bob):

@@ -14,7 +14,7 @@ from django.test import override_settings
 
 from campaign import states as host_states
 from campaign.models import Host
-from letters import catalogs, services, states
+from letters import batches, catalogs, errors, sending, states
 from letters.languages import LANGUAGES, babel_locale
 from letters.models import Letter
 from tests.letters.helpers import approved_batch
@@ -111,7 +111,7 @@ def test_a_letter_whose_catalog_is_missing_is_not_sent(
     # The worker's deployment lost the Japanese catalog after the batch was built.
     mo_of(locale_copy, "ja").unlink()
     with override_settings(LOCALE_PATHS=[locale_copy]):  # a fresh process: catalogs reloaded
-        summary = services.send_batch(batch=batch)
+        summary = sending.send_batch(batch=batch)
 
     assert (summary.sent, summary.failed) == (1, 1)
     assert [m.to for m in mail.outbox] == [["abuse@isp.example.fr"]]
@@ -125,7 +125,7 @@ def test_a_letter_whose_catalog_is_missing_is_not_sent(
     # compile_translations, then a restarted worker (catalogs reloaded) sends it, once.
     call_command("compile_translations", verbosity=0)
     with override_settings(LOCALE_PATHS=[locale_copy]):
-        summary = services.send_batch(batch=batch)
+        summary = sending.send_batch(batch=batch)
     assert (summary.sent, summary.failed) == (1, 0)
     assert [m.to for m in mail.outbox][1:] == [["abuse@isp.example.jp"]]
     japanese.refresh_from_db()
@@ -139,6 +139,6 @@ def test_a_batch_is_not_built_in_a_language_without_its_catalog(
     finding(email="abuse@isp.example.jp", language="ja", country="JP")
     mo_of(locale_copy, "ja").unlink()
     with override_settings(LOCALE_PATHS=[locale_copy]):
-        with pytest.raises(services.LetterError, match="catalog for ja missing"):
-            services.build_batch(campaign=campaign, actor=bob)
+        with pytest.raises(errors.LetterError, match="catalog for ja missing"):
+            batches.build_batch(campaign=campaign, actor=bob)
     assert not Letter.objects.exists()

@@ -9,7 +9,7 @@ from django.utils import timezone
 from campaign import kinds
 from campaign import states as host_states
 from campaign.models import Feed, FeedImport, Host, Sighting
-from letters import followup, report, selectors, services, states
+from letters import batches, followup, report, selectors, sending, states
 from letters.models import Letter, Retest
 from tests.letters.conftest import add_finding
 from tests.letters.helpers import approved_batch
@@ -39,7 +39,7 @@ def notified(campaign, bob, rita, fake, probe_settings):
                      language="ja", country="JP")
     b = listed_relay(campaign, "127.0.0.82", fixed.port, email="noc@fixed.example",
                      language="de", country="DE")
-    assert services.send_batch(batch=approved_batch(campaign, bob, rita)).sent == 2
+    assert sending.send_batch(batch=approved_batch(campaign, bob, rita)).sent == 2
     return a, b
 
 
@@ -66,15 +66,15 @@ def test_follow_up_remediates_closed_hosts_and_queues_a_second_notice(
     assert capsys.readouterr().out.strip() == "retested=0 remediated=0 still_open=0"
 
     # The agency writes to a contact at most once per interval: the second notice waits.
-    assert not services.build_batch(campaign=campaign, actor=bob).letters.exists()
+    assert not batches.build_batch(campaign=campaign, actor=bob).letters.exists()
     later = timezone.now() + timedelta(days=campaign.agency.min_days_between_letters)
-    batch = services.build_batch(campaign=campaign, actor=bob, now=later)
+    batch = batches.build_batch(campaign=campaign, actor=bob, now=later)
     letter = batch.letters.get()
     assert letter.kind == states.SECOND_NOTICE and letter.email == "noc@open.example"
     assert "再通知" in letter.subject and still_open.ip in letter.body_text
-    services.submit_batch(batch=batch, actor=bob)
-    services.approve_batch(batch=batch, actor=victor)
-    assert services.send_batch(batch=batch).sent == 1
+    batches.submit_batch(batch=batch, actor=bob)
+    batches.approve_batch(batch=batch, actor=victor)
+    assert sending.send_batch(batch=batch).sent == 1
     still_open.refresh_from_db()
     assert still_open.state == host_states.NOTIFIED
     assert [row["kind"] for row in selectors.host_letters(still_open)] == [
@@ -110,7 +110,7 @@ def test_the_report_falls_back_to_the_contacts_country(campaign, bob, victor):
     host = add_finding(campaign, email="abuse@isp.example", language="fr", country="FR")
     Host.objects.filter(pk=host.pk).update(country="")
     batch = approved_batch(campaign, bob, victor)
-    assert services.send_batch(batch=batch).sent == 1
+    assert sending.send_batch(batch=batch).sent == 1
     rows = {(r["country"], r["language"])
             for r in report.campaign_report(campaign, from_source=True)}
     assert report.campaign_report(campaign) == report.campaign_report(

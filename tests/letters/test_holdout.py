@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from campaign import states as host_states
 from campaign.models import Campaign
-from letters import followup, holdout, services, states
+from letters import batches, followup, holdout, sending, states
 from letters.models import ContactDraw, ControlHost, Letter, Retest
 from probes.contacts.services import set_contact
 from tests.letters.conftest import add_finding
@@ -56,7 +56,7 @@ def test_about_the_chosen_share_is_held_out():
 
 def test_nothing_is_drawn_while_the_control_group_is_off(campaign, bob, finding):
     finding(email="abuse@isp.example")
-    assert services.build_batch(campaign=campaign, actor=bob).letters.count() == 1
+    assert batches.build_batch(campaign=campaign, actor=bob).letters.count() == 1
     assert not ContactDraw.objects.exists()
 
 
@@ -65,7 +65,7 @@ def test_a_held_out_contact_gets_no_letter_and_the_batch_says_how_many(controlle
     a = add_finding(controlled, email=held)
     b = add_finding(controlled, email=held, check="http_proxy", port=8080, variant="connect")
     add_finding(controlled, email=kept)
-    batch = services.build_batch(campaign=controlled, actor=bob)
+    batch = batches.build_batch(campaign=controlled, actor=bob)
     assert list(batch.letters.values_list("email", flat=True)) == [kept]
     assert batch.screened["held_out"] == 2 and batch.screened["held_out_contacts"] == 1
     # By contact, not by host: both of its hosts are controls, their clocks started now.
@@ -79,11 +79,11 @@ def test_a_held_out_contact_gets_no_letter_and_the_batch_says_how_many(controlle
 def test_the_recorded_draw_stands_when_the_setting_changes(controlled, bob):
     held = address(True, "held")
     add_finding(controlled, email=held)
-    services.build_batch(campaign=controlled, actor=bob)
+    batches.build_batch(campaign=controlled, actor=bob)
     since = ControlHost.objects.get().since
     Campaign.objects.filter(pk=controlled.pk).update(holdout_percent=0, holdout_seed="new")
     controlled.refresh_from_db()
-    again = services.build_batch(campaign=controlled, actor=bob)
+    again = batches.build_batch(campaign=controlled, actor=bob)
     assert again.letters.count() == 0 and again.screened["held_out"] == 1
     assert ControlHost.objects.get().since == since  # the first hold-out starts the clock
 
@@ -91,13 +91,13 @@ def test_the_recorded_draw_stands_when_the_setting_changes(controlled, bob):
 def test_a_contact_written_to_before_the_control_group_began_stays_notified(campaign, bob):
     held = address(True, "held")
     add_finding(campaign, email=held)
-    services.build_batch(campaign=campaign, actor=bob)  # control group off: a letter
+    batches.build_batch(campaign=campaign, actor=bob)  # control group off: a letter
     Campaign.objects.filter(pk=campaign.pk).update(holdout_percent=50, holdout_seed=SEED)
     campaign.refresh_from_db()
     add_finding(campaign, email=held)
     later = timezone.now() + timedelta(days=60)
     Letter.objects.filter(email=held).update(state=states.SENT, sent_at=timezone.now())
-    batch = services.build_batch(campaign=campaign, actor=bob, now=later)
+    batch = batches.build_batch(campaign=campaign, actor=bob, now=later)
     assert batch.screened["held_out"] == 0 and batch.letters.get().email == held
     assert ContactDraw.objects.get(email=held).reason.startswith("written to before")
 
@@ -113,7 +113,7 @@ def test_a_held_out_contact_cannot_end_up_in_any_batch_by_any_path(
     # 1. A first notice: only the contact drawn in.
     first = approved_batch(controlled, bob, rita)
     assert list(first.letters.values_list("email", flat=True)) == [kept]
-    assert services.send_batch(batch=first).sent == 1
+    assert sending.send_batch(batch=first).sent == 1
     host.refresh_from_db()
     assert host.state == host_states.NOTIFIED
 
@@ -124,7 +124,7 @@ def test_a_held_out_contact_cannot_end_up_in_any_batch_by_any_path(
     assert Retest.objects.get(host=host).outcome == Retest.STILL_OPEN
     assert ControlHost.objects.get().last_retest_at is not None  # re-tested alongside
     later = timezone.now() + timedelta(days=controlled.agency.min_days_between_letters + 1)
-    second = services.build_batch(campaign=controlled, actor=bob, now=later)
+    second = batches.build_batch(campaign=controlled, actor=bob, now=later)
     assert second.letters.count() == 0 and second.screened["held_out"] == 2
     # Left out, but no control: it was written to before its contact changed.
     assert not ControlHost.objects.filter(host=host).exists()
@@ -140,7 +140,7 @@ def test_a_held_out_contact_cannot_end_up_in_any_batch_by_any_path(
     third = approved_batch(controlled, bob, rita)
     ContactDraw.objects.filter(email="late@isp.example").update(held_out=True)
     mail.outbox.clear()
-    summary = services.send_batch(batch=third)
+    summary = sending.send_batch(batch=third)
     assert summary.sent == 0 and summary.cancelled == 1 and mail.outbox == []
 
     # Whatever happened, no letter to a held-out address is alive.
@@ -158,7 +158,7 @@ def test_control_hosts_are_retested_on_the_notified_hosts_schedule(
     a = listed_relay(controlled, "127.0.0.92", fixed.port, email=address(True, "a"))
     b = listed_relay(controlled, "127.0.0.93", still.port, email=address(True, "b"))
     n = listed_relay(controlled, "127.0.0.94", notified.port, email=address(False, "n"))
-    assert services.send_batch(batch=approved_batch(controlled, bob, rita)).sent == 1
+    assert sending.send_batch(batch=approved_batch(controlled, bob, rita)).sent == 1
     assert followup.control_due_hosts(controlled) == []
     assert followup.due_hosts(controlled) == []
 

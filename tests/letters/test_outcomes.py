@@ -332,7 +332,7 @@ def test_days_are_counted_to_the_nearest_tenth_as_in_sql():
 def test_beat_refreshes_the_rows_every_minute(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["letters-refresh-outcomes"]
     assert entry == {"task": "letters.tasks.refresh_outcomes_task", "schedule": 60.0}
-    from letters.tasks import refresh_outcomes_task
+    from letters.outcomes import refresh_outcomes_task
 
     assert refresh_outcomes_task.name == entry["task"]
 

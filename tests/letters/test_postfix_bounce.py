@@ -73,14 +73,14 @@ def bouncing_postfix():
 
 def test_postfix_s_own_bounce_finds_and_bounces_its_letter(bouncing_postfix, finding, campaign,
                                                            bob, rita, settings):
-    from letters import services
+    from letters import sending
     from tests.letters.helpers import approved_batch
 
     settings.BOUNCE_DOMAIN = BOUNCE_DOMAIN
     finding(email="nobody-here@mx.sys-test.invalid", language="de", country="DE")
-    services.send_batch(batch=approved_batch(campaign, bob, rita))  # locmem: nothing leaves
+    sending.send_batch(batch=approved_batch(campaign, bob, rita))  # locmem: nothing leaves
     letter = Letter.objects.get()
-    built = services.build_message(letter)
+    built = sending.build_message(letter)
     assert built.from_email == f"bounces+{letter.idempotency_key}@{BOUNCE_DOMAIN}"
 
     # The letter, as our mailer would hand it to the agency's MTA (envelope = return path).

@@ -11,7 +11,8 @@ import pytest
 from django.core.mail import get_connection
 from django.core.management import call_command
 
-from letters import services, states
+from letters import sending, states
+from letters.inbound.receive import record_inbound
 from letters.models import InboundMessage, Letter, LetterEvent
 from probes.contacts.models import Suppression
 from tests.letters.helpers import Collector, approved_batch, smtp_server
@@ -33,7 +34,7 @@ def sent(campaign, bob, rita, finding, settings):
     try:
         settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
         settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
-        summary = services.send_batch(batch=approved_batch(campaign, bob, rita),
+        summary = sending.send_batch(batch=approved_batch(campaign, bob, rita),
                                       connection=get_connection(timeout=5))
     finally:
         server.stop()
@@ -199,7 +200,7 @@ def test_a_message_that_cannot_be_read_is_kept_and_reported_exit_zero(sent, tmp_
 def test_an_esp_inbound_bounce_is_a_bounce_not_a_reply(sent):
     gone = letter("abuse@gone-isp.example")
     message = message_from_bytes(bounce_to(GMAIL, gone).encode(), policy=policy.compat32)
-    stored = services.record_inbound(message, "mailgun")
+    stored = record_inbound(message, "mailgun")
     assert (stored.kind, stored.esp) == ("bounce", "mailgun")
     gone.refresh_from_db()
     assert gone.state == states.BOUNCED

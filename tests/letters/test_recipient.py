@@ -9,7 +9,7 @@ from django.core import signing
 
 from campaign import states as host_states
 from campaign.models import AuditEvent, Campaign, Host
-from letters import recipient, services, states, variants
+from letters import batches, recipient, retest, sending, states, variants
 from letters.models import InboundMessage, Letter
 from probes.contacts.models import Contact
 from tests.letters.conftest import add_finding
@@ -42,7 +42,7 @@ def two_letters(campaign, bob, rita):
                      country="DE")
     b1 = add_finding(campaign, email="noc@bob.example", ip="203.0.113.77", language="ja",
                      country="JP")
-    assert services.send_batch(batch=approved_batch(campaign, bob, rita)).sent == 2
+    assert sending.send_batch(batch=approved_batch(campaign, bob, rita)).sent == 2
     alice = Letter.objects.get(email="noc@alice.example")
     bob_letter = Letter.objects.get(email="noc@bob.example")
     return alice, bob_letter, (a1, a2, b1)
@@ -157,14 +157,14 @@ def test_a_retest_probes_only_the_letters_hosts_and_remediates_closed_ones(
     other = fake(fakes.smtp_server, host="127.0.0.92", rcpt=fakes.relay_nothing)
     mine = listed_relay(campaign, "127.0.0.91", relay.port, email="noc@mine.example")
     theirs = listed_relay(campaign, "127.0.0.92", other.port, email="noc@theirs.example")
-    assert services.send_batch(batch=approved_batch(campaign, bob, rita)).sent == 2
+    assert sending.send_batch(batch=approved_batch(campaign, bob, rita)).sent == 2
     letter = Letter.objects.get(email="noc@mine.example")
 
     # Still open: the host stays notified and the page says so.
     with django_capture_on_commit_callbacks(execute=True):
         first = client.post(path_of(letter) + "retest/")
     assert first.status_code == 302 and "run=" in first["Location"]
-    run = ProbeRun.objects.get(reason=recipient.SELF_SERVICE)
+    run = ProbeRun.objects.get(reason=retest.SELF_SERVICE)
     assert run.host_ids == [mine.pk] and run.status == ProbeRun.DONE
     page = client.get(first["Location"]).content.decode()
     assert "Still open" in page or "Noch offen" in page
@@ -236,7 +236,7 @@ def test_a_host_list_never_includes_dropped_or_foreign_hosts(campaign, two_lette
     alice.letter_hosts.filter(host=a2).update(dropped=True)
     assert [h.ip for h in recipient.page_hosts(alice)] == [a1.ip]
     Host.objects.filter(pk=b1.pk).update(state=host_states.NOTIFIED)
-    assert recipient.retest_candidates(alice) == [a1.pk]
+    assert retest.retest_candidates(alice) == [a1.pk]
 
 
 def test_a_link_stops_working_after_its_maximum_age(client, settings, two_letters):
@@ -253,7 +253,7 @@ def test_a_link_stops_working_after_its_maximum_age(client, settings, two_letter
 
 def test_a_letter_that_never_left_has_no_page(client, campaign, bob):
     add_finding(campaign, email="noc@draft.example")
-    letter = services.build_batch(campaign=campaign, actor=bob).letters.get()
+    letter = batches.build_batch(campaign=campaign, actor=bob).letters.get()
     assert letter.state == states.DRAFT and letter.context["recipient_url"]
     assert client.get(path_of(letter)).status_code == 404
 
@@ -283,7 +283,7 @@ PROXY_QUESTION = "Does your proxy allow connections from untrusted networks"
 def _page(client, campaign, bob, rita, findings, language="en"):
     for kwargs in findings:
         add_finding(campaign, email="noc@one.example", language=language, **kwargs)
-    assert services.send_batch(batch=approved_batch(campaign, bob, rita)).sent == 1
+    assert sending.send_batch(batch=approved_batch(campaign, bob, rita)).sent == 1
     letter = Letter.objects.get(email="noc@one.example")
     response = client.get(path_of(letter))
     assert response.status_code == 200
@@ -352,7 +352,7 @@ def test_a_retest_result_is_shown_once(client, campaign, bob, rita, fake, probe_
 
     relay = fake(fakes.smtp_server, host="127.0.0.93", rcpt=fakes.relay_everything)
     listed_relay(campaign, "127.0.0.93", relay.port, email="noc@once.example")
-    assert services.send_batch(batch=approved_batch(campaign, bob, rita)).sent == 1
+    assert sending.send_batch(batch=approved_batch(campaign, bob, rita)).sent == 1
     letter = Letter.objects.get(email="noc@once.example")
     with django_capture_on_commit_callbacks(execute=True):
         still = client.post(path_of(letter) + "retest/")
@@ -381,6 +381,6 @@ def test_the_time_zone_suggested_is_the_contacts_countrys(client, campaign, bob,
 def test_without_a_country_the_suggestion_comes_from_the_contact(client, campaign, bob, rita):
     host = add_finding(campaign, email="noc@one.example", language="ja", country="JP")
     Host.objects.filter(pk=host.pk).update(country="")
-    assert services.send_batch(batch=approved_batch(campaign, bob, rita)).sent == 1
+    assert sending.send_batch(batch=approved_batch(campaign, bob, rita)).sent == 1
     page = client.get(path_of(Letter.objects.get(email="noc@one.example"))).content.decode()
     assert 'placeholder="Asia/Tokyo"' in page

@@ -10,7 +10,7 @@ import time_machine
 
 from campaign import states as host_states
 from campaign.models import AuditEvent, Host
-from letters import recipient, services, states
+from letters import batches, recipient, sending, states
 from letters.models import ContactPreference, Letter, Retest
 from probes.contacts.models import Contact
 from tests.letters.conftest import add_finding
@@ -43,7 +43,7 @@ def german_letter(campaign, bob, rita):
     """A sent letter in German about two hosts of noc@alice.example."""
     hosts = [add_finding(campaign, email="noc@alice.example", language="de", country="DE")
              for _ in range(2)]
-    assert services.send_batch(batch=approved_batch(campaign, bob, rita)).sent == 1
+    assert sending.send_batch(batch=approved_batch(campaign, bob, rita)).sent == 1
     return Letter.objects.get(email="noc@alice.example"), hosts
 
 
@@ -71,7 +71,7 @@ def test_the_recipient_chooses_the_language_of_the_next_letter(
     Retest.objects.create(campaign=campaign, host=host, outcome=Retest.STILL_OPEN,
                           evidence=[{"check": "smtp_relay", "port": 25,
                                      "when": "2026-12-20T10:00:00+00:00", "variant": "plain"}])
-    batch = services.build_batch(campaign=campaign, actor=bob)
+    batch = batches.build_batch(campaign=campaign, actor=bob)
     [second] = batch.letters.all()
     assert second.kind == states.SECOND_NOTICE and second.language == "ja"
     assert 'lang="ja"' in second.body_html and second.subject != letter.subject
@@ -113,7 +113,7 @@ def test_a_business_days_only_letter_waits_queued_until_a_weekday_in_the_recipie
                                      business_days_only=True, time_zone="Asia/Tokyo")
     batch = approved_batch(campaign, bob, rita)
     with time_machine.travel(FRIDAY_NIGHT_UTC, tick=False):
-        summary = services.send_batch(batch=batch)
+        summary = sending.send_batch(batch=batch)
     # Still Friday in UTC, but Saturday in Tokyo: only the other letter leaves.
     assert (summary.sent, summary.waiting, summary.failed) == (1, 1, 0)
     waiting = Letter.objects.get(email="noc@tokyo.example")
@@ -125,7 +125,7 @@ def test_a_business_days_only_letter_waits_queued_until_a_weekday_in_the_recipie
     batch.refresh_from_db()
     assert batch.state == states.SENDING  # not finished while a letter waits
     with time_machine.travel(MONDAY_IN_TOKYO, tick=False):
-        summary = services.send_batch(batch=batch)
+        summary = sending.send_batch(batch=batch)
     assert (summary.sent, summary.waiting) == (1, 0)
     waiting.refresh_from_db()
     assert waiting.state == states.SENT and waiting.sent_at == MONDAY_IN_TOKYO

@@ -9,7 +9,7 @@ from django.core.mail import get_connection
 from campaign import states as host_states
 from campaign.hosts import transition_host
 from campaign.models import AuditEvent, Host
-from letters import services, states
+from letters import batches, errors, sending, states
 from letters.models import Letter
 from letters.throttle import Throttle, paced
 from probes.contacts.models import Suppression
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 def test_an_approved_batch_is_sent_once_and_hosts_become_notified(campaign, bob, rita, finding):
     host = finding(email="abuse@isp.example", language="fr", country="FR")
     batch = approved_batch(campaign, bob, rita)
-    summary = services.send_batch(batch=batch)
+    summary = sending.send_batch(batch=batch)
     assert (summary.sent, summary.failed) == (1, 0)
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
@@ -38,17 +38,17 @@ def test_an_approved_batch_is_sent_once_and_hosts_become_notified(campaign, bob,
     batch.refresh_from_db()
     assert batch.state == states.SENT
     # Sending again (a retried task, a second click) sends nothing.
-    assert services.send_batch(batch=batch).sent == 0
-    assert services.send_letter(letter.pk) == services.SKIPPED
+    assert sending.send_batch(batch=batch).sent == 0
+    assert sending.send_letter(letter.pk) == sending.SKIPPED
     assert len(mail.outbox) == 1
     assert AuditEvent.objects.filter(action="letter.sent", object_id=str(letter.pk)).count() == 1
 
 
 def test_an_unapproved_batch_is_not_sent(campaign, bob, finding):
     finding(email="a@example.org")
-    batch = services.build_batch(campaign=campaign, actor=bob)
-    with pytest.raises(services.LetterError, match="only approved batches"):
-        services.send_batch(batch=batch)
+    batch = batches.build_batch(campaign=campaign, actor=bob)
+    with pytest.raises(errors.LetterError, match="only approved batches"):
+        sending.send_batch(batch=batch)
     assert mail.outbox == []
 
 
@@ -65,7 +65,7 @@ def test_workers_racing_for_the_same_letter_send_it_once(campaign, bob, rita, fi
 
         barrier.wait()
         try:
-            outcomes.append(services.send_letter(letter.pk))
+            outcomes.append(sending.send_letter(letter.pk))
         finally:
             connection.close()
 
@@ -74,7 +74,7 @@ def test_workers_racing_for_the_same_letter_send_it_once(campaign, bob, rita, fi
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(outcomes) == [services.SENT] + [services.SKIPPED] * 5
+    assert sorted(outcomes) == [sending.SENT] + [sending.SKIPPED] * 5
     assert len(mail.outbox) == 1
 
 
@@ -82,7 +82,7 @@ def test_the_anymail_backend_stores_the_esp_message_id(campaign, bob, rita, find
     settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
     finding(email="a@example.org", language="ko", country="KR")
     batch = approved_batch(campaign, bob, rita)
-    services.send_batch(batch=batch)
+    sending.send_batch(batch=batch)
     sent = mail.outbox[0]
     letter = Letter.objects.get()
     assert letter.esp_message_id == str(sent.anymail_status.message_id)
@@ -102,11 +102,11 @@ def test_a_temporary_failure_keeps_the_letter_queued_for_a_retry(
     dead = get_connection("django.core.mail.backends.smtp.EmailBackend", host="127.0.0.1",
                           port=dead_port, timeout=2)
     letter = batch.letters.get()
-    assert services.send_letter(letter.pk, connection=dead) == services.RETRY
+    assert sending.send_letter(letter.pk, connection=dead) == sending.RETRY
     letter.refresh_from_db()
     assert letter.state == states.QUEUED and letter.claimed_at is None
     assert letter.attempts == 1 and "Connection" in letter.last_error
-    assert services.send_letter(letter.pk) == services.SENT
+    assert sending.send_letter(letter.pk) == sending.SENT
     assert len(mail.outbox) == 1
 
 
@@ -119,7 +119,7 @@ def test_a_refused_recipient_fails_for_good_and_is_suppressed(campaign, bob, rit
     try:
         connection = get_connection("django.core.mail.backends.smtp.EmailBackend",
                                     host="127.0.0.1", port=server.port, timeout=5)
-        summary = services.send_batch(batch=batch, connection=connection)
+        summary = sending.send_batch(batch=batch, connection=connection)
     finally:
         server.stop()
     assert (summary.sent, summary.failed) == (1, 1)
@@ -138,7 +138,7 @@ def test_hosts_found_closed_before_sending_drop_out_with_a_note(campaign, bob, r
     batch = approved_batch(campaign, bob, rita)
     for host in (closed, alone):
         transition_host(Host.objects.get(pk=host.pk), host_states.NOT_OPEN, reason="re-test")
-    summary = services.send_batch(batch=batch)
+    summary = sending.send_batch(batch=batch)
     assert (summary.sent, summary.cancelled) == (1, 1)
     body = mail.outbox[0].body
     assert still_open.ip in body and closed.ip not in body
@@ -152,7 +152,7 @@ def test_an_address_suppressed_after_approval_is_not_written_to(campaign, bob, r
     finding(email="a@example.org")
     batch = approved_batch(campaign, bob, rita)
     Suppression.objects.create(value="a@example.org", kind=Suppression.ADDRESS, reason="asked")
-    summary = services.send_batch(batch=batch)
+    summary = sending.send_batch(batch=batch)
     assert summary.sent == 0 and summary.cancelled == 1 and mail.outbox == []
 
 
@@ -165,12 +165,12 @@ def test_a_letter_claimed_by_a_dead_worker_is_not_sent_again_on_its_own(
 
     # The worker claimed it and died: did the message leave? Nobody knows.
     Letter.objects.filter(pk=letter.pk).update(claimed_at=timezone.now(), claim_token="dead")
-    summary = services.send_batch(batch=batch)
+    summary = sending.send_batch(batch=batch)
     assert summary.sent == 0 and summary.unconfirmed == 1 and mail.outbox == []
     batch.refresh_from_db()
     assert batch.state == states.SENDING
-    assert services.release_claim(letter=letter, actor=bob, reason="not in the ESP log")
-    assert services.send_batch(batch=batch).sent == 1
+    assert sending.release_claim(letter=letter, actor=bob, reason="not in the ESP log")
+    assert sending.send_batch(batch=batch).sent == 1
     batch.refresh_from_db()
     assert batch.state == states.SENT
 
@@ -232,14 +232,14 @@ def test_sending_respects_the_settings_throttle(campaign, bob, rita, finding, se
     batch = approved_batch(campaign, bob, rita)
     slept = []
     clock = [0.0]
-    throttle = services.throttle_from_settings()
+    throttle = sending.throttle_from_settings()
     throttle.clock = lambda: clock[0]
 
     def sleep(seconds):
         slept.append(seconds)
         clock[0] += seconds
 
-    assert services.send_batch(batch=batch, throttle=throttle, sleep=sleep).sent == 3
+    assert sending.send_batch(batch=batch, throttle=throttle, sleep=sleep).sent == 3
     assert slept == [60.0]
 
 

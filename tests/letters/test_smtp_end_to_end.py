@@ -6,7 +6,7 @@ from email import policy
 import pytest
 from django.core.mail import get_connection
 
-from letters import services
+from letters import sending
 from letters.models import Letter
 from tests.letters.helpers import Collector, approved_batch, smtp_server
 
@@ -23,7 +23,7 @@ def test_japanese_and_bulgarian_letters_arrive_well_formed(campaign, bob, rita, 
     try:
         settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
         settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
-        summary = services.send_batch(batch=batch, connection=get_connection(timeout=5))
+        summary = sending.send_batch(batch=batch, connection=get_connection(timeout=5))
     finally:
         server.stop()
     assert (summary.sent, summary.failed) == (2, 0)

@@ -29,10 +29,10 @@ def anymail_settings(settings):
 
 @pytest.fixture
 def sent_letter(campaign, bob, rita, finding):
-    from letters import services
+    from letters import sending
 
     finding(email="abuse@isp.example", language="sv", country="SE")
-    services.send_batch(batch=approved_batch(campaign, bob, rita))
+    sending.send_batch(batch=approved_batch(campaign, bob, rita))
     letter = Letter.objects.get()
     assert letter.state == states.SENT
     return letter

@@ -5,6 +5,7 @@ from campaign.cli import ProgressBar, get_campaign, get_user
 from campaign.feeds.parsers import FORMATS, FormatError
 from campaign.imports import create_import, run_import
 from campaign.outbound import FetchError
+from campaign.tasks import run_import_task
 
 
 class Command(BaseCommand):
@@ -38,8 +39,6 @@ class Command(BaseCommand):
                 "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
             ) from None
         if options["background"]:
-            from campaign.tasks import run_import_task
-
             result = run_import_task.delay(feed_import.pk)
             self.stdout.write(f"import={feed_import.pk} job={result.id}")
             return

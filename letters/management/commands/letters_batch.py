@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from campaign.cli import ProgressBar, get_campaign, get_user
 from campaign.models import Agency
-from letters import services, states
+from letters import batches, errors, sending, states
 from letters.models import Batch, Letter
 
 
@@ -45,7 +45,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         try:
             return getattr(self, f"do_{options['action']}")(options)
-        except (PermissionDenied, services.LetterError, states.IllegalTransition) as exc:
+        except (PermissionDenied, errors.LetterError, states.IllegalTransition) as exc:
             raise CommandError(str(exc)) from None
 
     def _batch(self, batch_id: int) -> Batch:
@@ -60,7 +60,7 @@ class Command(BaseCommand):
             agency = Agency.objects.filter(name=options["agency"].strip()).first()
             if agency is None:
                 raise CommandError(f"no agency {options['agency']!r}")
-        batch = services.build_batch(
+        batch = batches.build_batch(
             campaign=get_campaign(options["campaign"]), actor=get_user(options["by"]),
             language=options["language"], country=options["country"],
             max_letters=options["max_letters"], agency=agency,
@@ -75,13 +75,13 @@ class Command(BaseCommand):
         self.stdout.write(f"batch={batch.pk} state={batch.state}")
 
     def do_submit(self, options):
-        self._review(options, services.submit_batch)
+        self._review(options, batches.submit_batch)
 
     def do_approve(self, options):
-        self._review(options, services.approve_batch)
+        self._review(options, batches.approve_batch)
 
     def do_reject(self, options):
-        self._review(options, services.reject_batch)
+        self._review(options, batches.reject_batch)
 
     def do_send(self, options):
         batch = self._batch(options["batch_id"])
@@ -89,12 +89,12 @@ class Command(BaseCommand):
         if options["background"]:
             from letters.tasks import send_batch_task
 
-            services.start_sending(batch=batch, actor=actor)
+            sending.start_sending(batch=batch, actor=actor)
             result = send_batch_task.delay(batch.pk)
             self.stdout.write(f"job={result.id}")
             return
         bar = ProgressBar(f"batch {batch.pk}")
-        summary = services.send_batch(
+        summary = sending.send_batch(
             batch=batch, actor=actor, progress=lambda done, total: bar.update(done, total)
         )
         bar.close()
@@ -119,7 +119,7 @@ class Command(BaseCommand):
             raise CommandError(f"no letter {options['letter_id']}")
         if not options["reason"].strip():
             raise CommandError("--reason must say what the mail server's log showed")
-        released = services.release_claim(letter=letter, actor=get_user(options["by"]),
+        released = sending.release_claim(letter=letter, actor=get_user(options["by"]),
                                           reason=options["reason"].strip())
         if not released:
             claimed = "claimed" if letter.claimed_at else "not claimed"

@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
 from campaign.models import Campaign
+from probes.tasks import queue_probe_run
 from probes.verification import services
 
 
@@ -49,8 +50,6 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
 
         if options["background"]:
-            from probes.verification.services import queue_probe_run
-
             queue_probe_run(run)
             self.stdout.write(f"run={run.pk}")
             return
