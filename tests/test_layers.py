@@ -73,6 +73,7 @@ LAYER_MAP: tuple[tuple[str, str, str], ...] = (
     ("campaign.context_processors", "interface", ""),
     ("campaign.cli", "interface", ""),
     ("letters.views", "interface", ""),
+    ("letters.template_views", "interface", ""),
     ("letters.recipient_views", "interface", ""),
     ("letters.receivers", "interface", ""),
     ("letters.webhooks", "interface", ""),
