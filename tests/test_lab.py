@@ -23,7 +23,7 @@ from campaign import kinds, states
 from campaign.imports import create_import, run_import
 from campaign.models import Campaign, Host
 from probes import lab
-from probes.contacts import services as contact_services
+from probes.contacts import bootstrap, resolving
 from probes.contacts.models import Contact
 from probes.lab import LoopThread
 from probes.verification import services as probe_services
@@ -159,8 +159,8 @@ def test_the_whole_pipeline_runs_against_the_lab_without_leaving_loopback(
     assert evidence[(f"{BASE}.66", "socks5", 1080)] == ("not_open", "")
     assert hosts[65].kinds == kinds.PROXY and hosts[17].kinds == kinds.RELAY
 
-    contact_services.refresh_bootstrap()
-    summary = contact_services.resolve_hosts(campaign)
+    bootstrap.refresh_bootstrap()
+    summary = resolving.resolve_hosts(campaign)
 
     # One RDAP query per open host (each sits in its own network); the Italian network is
     # missing from RDAP, so it costs one more query, at WHOIS.

@@ -313,10 +313,10 @@ def test_the_checker_reports_a_core_module_importing_the_dashboard():
 
 
 def test_the_checker_reports_probes_importing_letters_but_not_the_reverse():
-    graph = {"probes.contacts.services": {"letters.models"},
+    graph = {"probes.contacts.suppression": {"letters.models"},
              "letters.followup": {"probes.verification.services"}}
     assert violations(graph) == {
-        ("probes.contacts.services", "letters.models"): "feature probes imports feature letters"}
+        ("probes.contacts.suppression", "letters.models"): "feature probes imports feature letters"}
 
 
 def test_the_checker_reports_product_code_importing_tooling():

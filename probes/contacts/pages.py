@@ -8,7 +8,7 @@ from django.http import Http404
 
 from campaign.models import Campaign, Host
 from campaign.roles import has_perm
-from probes.contacts import selectors, services
+from probes.contacts import selectors, suppression
 from probes.contacts.forms import ContactOverrideForm, ContactRunForm
 from probes.contacts.models import Contact, ContactOverride, ContactRun, Suppression
 
@@ -72,5 +72,5 @@ def suppression_page(*, query: str = "", page: str | int | None = None, user=Non
     entries.object_list = list(entries.object_list)
     for entry in entries.object_list:
         entry.reason_visible = reason_visible(user, entry)
-        entry.removable = services.may_remove_suppression(user, entry)
+        entry.removable = suppression.may_remove_suppression(user, entry)
     return entries

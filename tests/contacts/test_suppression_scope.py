@@ -15,7 +15,7 @@ from campaign import states
 from campaign.models import Agency, AuditEvent, Host
 from campaign.services import create_campaign
 from probes.contacts.models import Contact, Suppression
-from probes.contacts.services import suppress
+from probes.contacts.suppression import suppress
 from tests.conftest import make_user
 from tests.letters.conftest import add_finding
 
