@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "campaign",
     "probes",
     "letters",
+    "devtools",  # the demo lab and demo data (run_lab, seed_demo)
     "axes",  # login throttling (campaign/login.py)
 ]
 

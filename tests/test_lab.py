@@ -22,19 +22,19 @@ from django.core.management import CommandError, call_command
 from campaign import kinds, states
 from campaign.imports import create_import, run_import
 from campaign.models import Campaign, Host
-from probes import lab
+from devtools import lab
+from devtools.lab import LoopThread
 from probes.contacts import bootstrap, resolving
 from probes.contacts.models import Contact
-from probes.lab import LoopThread
 from probes.verification import services as probe_services
 from probes.verification.models import ProbeResult, ProbeRun
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO = REPO / "campaign" / "demo"
+DEMO = REPO / "devtools" / "demo"
 BASE = "127.0.77"
 
 # last octet → (overall verdict, abuse e-mail, letter language); written out, not derived
-# from probes.lab, so a change to the lab shows up here.
+# from devtools.lab, so a change to the lab shows up here.
 EXPECTED = {
     17: ("open", "abuse@labornetz-berlin.example", "de"),
     18: ("not_open", None, None),

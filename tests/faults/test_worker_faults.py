@@ -17,11 +17,11 @@ from aiosmtpd.controller import Controller
 from campaign import kinds, states
 from campaign.models import FeedImport, Host, Sighting
 from campaign.services import create_campaign
+from devtools.lab import LabServer, relay_everything, relay_nothing
 from letters import batches, sending
 from letters import states as letter_states
 from letters.models import Letter
 from probes.contacts.models import Contact
-from probes.lab import LabServer, relay_everything, relay_nothing
 from probes.verification import services as probe_services
 from probes.verification.canary import CanaryServer
 from probes.verification.models import ProbeResult, ProbeRun
