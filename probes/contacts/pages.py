@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.core.paginator import Page, Paginator
 from django.http import Http404
 
+from campaign.agencies import viewer_agency_id
 from campaign.models import Campaign, Host
 from campaign.roles import has_perm
 from probes.contacts import selectors, suppression
@@ -56,8 +57,6 @@ def host_panel(user, host: Host, *, form: ContactOverrideForm | None = None) -> 
 
 def reason_visible(user, entry: Suppression) -> bool:
     """Whether `user` may read an entry's reason: it may name another agency's letters."""
-    from campaign.agencies import viewer_agency_id
-
     agency_id = viewer_agency_id(user)
     return agency_id is None or entry.agency_id in (None, agency_id)
 
