@@ -103,10 +103,10 @@ def main() -> int:
         from campaign import states
         from campaign.models import Host
         from campaign.services import create_campaign
-        from probes.contacts import services
+        from probes.contacts import bootstrap, resolving
         from probes.contacts.models import Contact, NetworkRecord
 
-        services.refresh_bootstrap()
+        bootstrap.refresh_bootstrap()
         campaign = create_campaign(slug="bench", agency_name="Bench Agency")
         hosts = [
             Host(campaign=campaign, ip=f"{network_of(i)[1]}.{1 + 5 * j}",
@@ -117,7 +117,7 @@ def main() -> int:
         fake.requests.clear()
 
         started = time.perf_counter()
-        summary = services.resolve_hosts(campaign)
+        summary = resolving.resolve_hosts(campaign)
         wall = time.perf_counter() - started
 
         resolved_hosts = Host.objects.filter(state=states.CONTACT_RESOLVED).count()

@@ -472,7 +472,7 @@ def main() -> int:
                                      "yes"], dict(os.environ))
             children.wait_for("redis", lambda: redis_ping(port), 10)
             redis_url = f"redis://127.0.0.1:{port}/0"
-        from probes import lab as lab_module
+        from devtools import lab as lab_module
 
         base = lab_module.check_base(args.lab_base)
         lab_env = {

@@ -34,14 +34,17 @@ from django.utils import timezone
 from campaign import states
 from campaign.models import Campaign, FeedImport, Host
 from campaign.selectors import CampaignCounts, FunnelStep, StateCount
+from letters.effect import campaign_effect
+from letters.models import ControlHost, Letter, LetterHost
+from probes.contacts.models import ContactRun
+from probes.verification.models import ProbeRun
 
 DAYS = 60  # the charts over time show this many days, ending today (UTC)
 TOP_COUNTRIES = 12  # the country chart and table; the rest are summed as "Other"
 OTHER = "Other"
 UNKNOWN = "??"  # hosts without a known country
 
-# Letter states (letters.states) seen from the host's side of the funnel. Strings, not an
-# import: campaign must not depend on the letters app.
+# Letter states (letters.states) seen from the host's side of the funnel.
 APPROVED_LETTER_STATES = ("queued", "sent", "delivered", "bounced", "complained", "replied")
 SENT_LETTER_STATES = ("sent", "delivered", "bounced", "complained", "replied")
 # A reply or a complaint means the letter arrived even if the ESP never said "delivered".
@@ -88,8 +91,6 @@ def letter_host_counts(campaign: Campaign) -> dict[str, int]:
     GROUP BY host, then hosts counted by that rank: one pass, where three COUNT(DISTINCT)s
     would sort the links three times.
     """
-    from letters.models import LetterHost  # the letters app builds on campaign, not vice versa
-
     rank = Case(
         When(letter__state__in=DELIVERED_LETTER_STATES, then=3),
         When(letter__state__in=SENT_LETTER_STATES, then=2),
@@ -114,8 +115,6 @@ def letter_host_counts(campaign: Campaign) -> dict[str, int]:
 def letters_sent_per_day(campaign: Campaign, *, end: dt.date | None = None,
                          days: int = DAYS) -> list[tuple[dt.date, int]]:
     """Letters that went out on each of the last `days` days (UTC), zeros included."""
-    from letters.models import Letter
-
     end = end or _today()
     start = end - dt.timedelta(days=days - 1)
     since = dt.datetime(start.year, start.month, start.day, tzinfo=dt.UTC)
@@ -156,9 +155,6 @@ def effect_curves(campaign: Campaign) -> list[tuple[int, float, float]] | None:
     One row per day on which either curve steps (Kaplan–Meier, letters.effect), each curve
     carried forward between its own steps; None when the campaign has no control group.
     """
-    from letters.effect import campaign_effect
-    from letters.models import ControlHost
-
     if not ControlHost.objects.filter(campaign=campaign).exists():
         return None
     curves = campaign_effect(campaign)["curves"]
@@ -372,9 +368,6 @@ class OpenWork:
 
 def open_work(campaign: Campaign, *, limit: int = 10) -> OpenWork:
     """Imports, probe runs and contact runs queued or running (three short queries)."""
-    from probes.contacts.models import ContactRun
-    from probes.verification.models import ProbeRun
-
     running = ("queued", "running")
     return OpenWork(
         imports=list(FeedImport.objects.filter(campaign=campaign, status__in=running)

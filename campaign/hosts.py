@@ -85,3 +85,32 @@ def transition_hosts(host_ids: Iterable[int], target: str, *, reason: str = "") 
     if moved:
         hosts_changed_on_commit(None)  # the ids may span campaigns
     return moved
+
+
+def bulk_transition(host_ids: Iterable[int], target: str, reason: str, *, actor=None,
+                    sources: Iterable[str] | None = None) -> int:
+    """Move the hosts that may go to `target` (from `sources` only, if given); audited.
+
+    One audit event per campaign, not per host: a million-host campaign stays writable, and
+    a suppression (which spans campaigns) shows in each campaign's own log.
+    """
+    host_ids = list(host_ids)
+    if not host_ids:
+        return 0
+    allowed = states.sources_for(target)
+    if sources is not None:
+        allowed = allowed & frozenset(sources)
+    movable = list(
+        Host.objects.filter(pk__in=host_ids, state__in=allowed).values_list("pk", "campaign_id")
+    )
+    by_campaign: dict[int, list[int]] = {}
+    for pk, campaign_id in movable:
+        by_campaign.setdefault(campaign_id, []).append(pk)
+    total = 0
+    for campaign_id, ids in by_campaign.items():
+        moved = transition_hosts(ids, target, reason=reason)
+        if moved:
+            total += moved
+            record("host.transition_bulk", actor=actor, campaign_id=campaign_id,
+                   data={"to": target, "reason": reason, "count": moved, "host_ids": ids})
+    return total

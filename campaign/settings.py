@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "campaign",
     "probes",
     "letters",
+    "devtools",  # the demo lab and demo data (run_lab, seed_demo)
     "axes",  # login throttling (campaign/login.py)
 ]
 
@@ -220,12 +221,21 @@ CACHES = {"default": {
 LOGIN_FAILURES_PER_USER = int(env_float("LOGIN_FAILURES_PER_USER", 5))
 LOGIN_FAILURES_PER_ADDRESS = int(env_float("LOGIN_FAILURES_PER_ADDRESS", 20))
 LOGIN_LOCKOUT_SECONDS = int(env_float("LOGIN_LOCKOUT_SECONDS", 900))
-# Reverse proxies whose X-Forwarded-For is believed, for every rate limit (campaign/clientip.py);
-# empty: trust nobody, the client is REMOTE_ADDR.
 # Inbound mail (letters/inbound): letters' envelope sender is bounces+<token>@BOUNCE_DOMAIN
 # (an agency's own bounce domain wins); empty: the From address, as without VERP.
 BOUNCE_DOMAIN = env_str("BOUNCE_DOMAIN")
 BOUNCE_LOCAL_PART = env_str("BOUNCE_LOCAL_PART", "bounces")
+# The bounce mailbox the poller reads (imaps://user:password@host:port/MAILBOX); handled mail
+# is moved to INBOUND_IMAP_DONE_FOLDER. Unset: no poller (an MTA pipes into receive_mail).
+INBOUND_IMAP_URL = env_str("INBOUND_IMAP_URL")
+INBOUND_IMAP_DONE_FOLDER = env_str("INBOUND_IMAP_DONE_FOLDER", "Processed")
+INBOUND_IMAP_TIMEOUT = env_float("INBOUND_IMAP_TIMEOUT", 30)
+if INBOUND_IMAP_URL:
+    CELERY_BEAT_SCHEDULE["letters-fetch-mail"] = {
+        "task": "letters.tasks.fetch_mail_task", "schedule": 60.0,
+    }
+# Reverse proxies whose X-Forwarded-For is believed, for every rate limit (campaign/clientip.py);
+# empty: trust nobody, the client is REMOTE_ADDR.
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
 parse_networks(tuple(TRUSTED_PROXIES))  # a typo must stop the start, not trust or ignore a proxy
 # django-axes counts and refuses; campaign/login.py holds the rules (see its docstring).

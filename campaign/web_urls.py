@@ -1,6 +1,7 @@
 from django.urls import path
 
 from campaign import agency_views, campaign_views, job_views, selectors, views
+from letters import template_views
 from letters import views as letter_views
 from probes import contact_views
 from probes import views as probe_views
@@ -45,8 +46,8 @@ urlpatterns = [
     path("review/", letter_views.review_queue, name="review_queue"),
     path("agencies/", agency_views.agency_list, name="agency_list"),
     path("agencies/<int:pk>/", agency_views.agency_settings, name="agency_settings"),
-    path("templates/<str:name>/", agency_views.template_edit, name="template_edit"),
-    path("templates/<str:name>/preview/", agency_views.template_preview,
+    path("templates/<str:name>/", template_views.template_edit, name="template_edit"),
+    path("templates/<str:name>/preview/", template_views.template_preview,
          name="template_preview"),
     path("suppressions/", contact_views.suppression_list, name="suppression_list"),
     path("c/<slug:slug>/hosts/", views.host_list, name="host_list"),

@@ -34,6 +34,7 @@ from letters.template_store import (
 
 
 def make_message_id(key: str, sender: str) -> str:
+    """A letter's Message-ID, fixed when it is built: replies and ESP events find it by it."""
     domain = sender.rpartition("@")[2] or "localhost"
     return f"<letter.{key}@{domain}>"
 

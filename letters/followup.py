@@ -20,6 +20,9 @@ from campaign.audit import record
 from campaign.models import Campaign, Host
 from letters.models import ControlHost, Retest
 from letters.selectors import open_evidence
+from probes.verification.base import NOT_OPEN, OPEN, overall_verdict
+from probes.verification.models import ProbeResult
+from probes.verification.services import create_probe_run, run_probe_run
 
 
 @dataclass
@@ -74,8 +77,6 @@ def control_due_hosts(campaign: Campaign, *, now: datetime | None = None,
 def retest_hosts(campaign: Campaign, host_ids: list[int], *, actor=None,
                  progress: Callable | None = None) -> int:
     """The seam to the probes engine: probe these hosts now; returns the probe run's id."""
-    from probes.verification.services import create_probe_run, run_probe_run
-
     run = create_probe_run(campaign, actor=actor, host_ids=host_ids, reason="follow_up")
     run_probe_run(run, progress)
     return run.pk
@@ -83,9 +84,6 @@ def retest_hosts(campaign: Campaign, host_ids: list[int], *, actor=None,
 
 def run_follow_up(campaign: Campaign, *, now: datetime | None = None, ignore_delay: bool = False,
                   actor=None, progress: Callable | None = None) -> FollowUpSummary:
-    from probes.verification.base import OPEN
-    from probes.verification.models import ProbeResult
-
     ids = due_hosts(campaign, now=now, ignore_delay=ignore_delay)
     control_ids = control_due_hosts(campaign, now=now, ignore_delay=ignore_delay)
     summary = FollowUpSummary()
@@ -130,9 +128,6 @@ def _control_retests(campaign: Campaign, host_ids: list[int], run_id: int, opene
     a control host's state does not say so (it was never notified), so the verdict is read
     from the run's results and its `ControlHost.remediated_at` set at the same moment.
     """
-    from probes.verification.base import NOT_OPEN, overall_verdict
-    from probes.verification.models import ProbeResult
-
     if not host_ids:
         return []
     verdicts: dict[int, set[str]] = {i: set() for i in host_ids}

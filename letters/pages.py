@@ -145,7 +145,7 @@ def batch_view(user, batch: Batch, editor_ids: set[int]) -> BatchView:
 
 def letters_to_send(batch: Batch) -> tuple[int, int]:
     """(letters, distinct recipients) that sending the batch now would hand to the mailer:
-    the queued letters no worker has claimed, as services.send_batch picks them."""
+    the queued letters no worker has claimed, as sending.send_batch picks them."""
     todo = batch.letters.filter(state=states.QUEUED, claimed_at__isnull=True)
     row = todo.aggregate(letters=Count("id"), recipients=Count("email", distinct=True))
     return row["letters"], row["recipients"]

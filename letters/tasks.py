@@ -51,3 +51,12 @@ def follow_up_due_task() -> int:
             queued += 1
     return queued
 
+
+
+@shared_task(name="letters.tasks.fetch_mail_task", autoretry_for=(DatabaseError,),
+             max_retries=3, retry_backoff=True)
+def fetch_mail_task() -> str:
+    """The beat's poll of the bounce mailbox (every minute, when INBOUND_IMAP_URL is set)."""
+    from letters.inbound.imap import fetch_mail
+
+    return fetch_mail().line

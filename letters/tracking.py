@@ -16,8 +16,9 @@ from django.utils import timezone
 from campaign.audit import record
 from letters import mailtext, selectors, states
 from letters.models import Letter, LetterEvent
+from probes.contacts.errors import ContactError
 from probes.contacts.records import clean_email
-from probes.contacts.services import ContactError, suppress
+from probes.contacts.suppression import suppress
 
 log = logging.getLogger(__name__)
 

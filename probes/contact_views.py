@@ -14,7 +14,7 @@ from campaign import agencies
 from campaign import selectors as campaign_selectors
 from campaign.roles import has_perm
 from campaign.views import require_perm
-from probes.contacts import pages, services, tasks
+from probes.contacts import errors, overrides, pages, resolving, suppression, tasks
 from probes.contacts.forms import (
     ContactOverrideForm,
     ContactRunForm,
@@ -30,7 +30,7 @@ def contact_run_start(request: HttpRequest, slug: str) -> HttpResponse:
     agencies.require_lead(request.user, campaign)
     form = ContactRunForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        run = services.create_contact_run(campaign, mode=form.cleaned_data["mode"],
+        run = resolving.create_contact_run(campaign, mode=form.cleaned_data["mode"],
                                           actor=request.user)
         tasks.queue_contact_run(run)
         messages.success(request, f"Contact resolution #{run.pk} queued.")
@@ -62,11 +62,11 @@ def contact_set(request: HttpRequest, slug: str, ip: str) -> HttpResponse:
     if form is not None and form.is_valid():
         data = form.cleaned_data
         try:
-            contact = services.set_contact(
+            contact = overrides.set_contact(
                 campaign=campaign, ip=host.ip, email=data["email"], actor=request.user,
                 reason=data["reason"], language=data["language"] or None,
             )
-        except services.ContactError as exc:
+        except errors.ContactError as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, f"Contact of {host.ip} set to {contact.email} "
@@ -91,9 +91,9 @@ def suppression_list(request: HttpRequest) -> HttpResponse:
         form = SuppressionForm(request.POST)
         if form.is_valid():
             try:
-                entry = services.suppress(value=form.cleaned_data["value"], actor=request.user,
+                entry = suppression.suppress(value=form.cleaned_data["value"], actor=request.user,
                                           reason=form.cleaned_data["reason"])
-            except services.ContactError as exc:
+            except errors.ContactError as exc:
                 form.add_error("value", str(exc))
             else:
                 messages.success(request, f"{entry.value} is on the do-not-contact list.")
@@ -117,9 +117,9 @@ def _suppression_remove(request: HttpRequest) -> HttpResponse:
         messages.error(request, "To remove an entry, say why and tick the confirmation.")
         return redirect("suppression_list")
     try:
-        done = services.unsuppress(value=form.cleaned_data["value"], actor=request.user,
+        done = suppression.unsuppress(value=form.cleaned_data["value"], actor=request.user,
                                    reason=form.cleaned_data["reason"])
-    except services.ContactError as exc:
+    except errors.ContactError as exc:
         messages.error(request, str(exc))
         return redirect("suppression_list")
     messages.success(request, f"{done.value} is off the do-not-contact list; "

@@ -22,19 +22,19 @@ from django.core.management import CommandError, call_command
 from campaign import kinds, states
 from campaign.imports import create_import, run_import
 from campaign.models import Campaign, Host
-from probes import lab
-from probes.contacts import services as contact_services
+from devtools import lab
+from devtools.lab import LoopThread
+from probes.contacts import bootstrap, resolving
 from probes.contacts.models import Contact
-from probes.lab import LoopThread
 from probes.verification import services as probe_services
 from probes.verification.models import ProbeResult, ProbeRun
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO = REPO / "campaign" / "demo"
+DEMO = REPO / "devtools" / "demo"
 BASE = "127.0.77"
 
 # last octet → (overall verdict, abuse e-mail, letter language); written out, not derived
-# from probes.lab, so a change to the lab shows up here.
+# from devtools.lab, so a change to the lab shows up here.
 EXPECTED = {
     17: ("open", "abuse@labornetz-berlin.example", "de"),
     18: ("not_open", None, None),
@@ -159,8 +159,8 @@ def test_the_whole_pipeline_runs_against_the_lab_without_leaving_loopback(
     assert evidence[(f"{BASE}.66", "socks5", 1080)] == ("not_open", "")
     assert hosts[65].kinds == kinds.PROXY and hosts[17].kinds == kinds.RELAY
 
-    contact_services.refresh_bootstrap()
-    summary = contact_services.resolve_hosts(campaign)
+    bootstrap.refresh_bootstrap()
+    summary = resolving.resolve_hosts(campaign)
 
     # One RDAP query per open host (each sits in its own network); the Italian network is
     # missing from RDAP, so it costs one more query, at WHOIS.

@@ -461,7 +461,7 @@ def test_letters_batch_create_builds_for_the_agency_asked_only_for_unbound_users
 def test_the_do_not_contact_list_shows_every_entry_and_binds_everyone(client, world):
     from probes.contacts.models import Suppression
     from probes.contacts.selectors import is_suppressed
-    from probes.contacts.services import suppress
+    from probes.contacts.suppression import suppress
 
     u = world.users
     suppress(value="noc@lead-only.example", actor=u.a, reason="lead: asked by phone")

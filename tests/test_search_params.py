@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 from campaign.services import create_campaign
-from probes.contacts.services import suppress
+from probes.contacts.suppression import suppress
 from tests.conftest import make_user
 from tests.letters.conftest import add_finding
 

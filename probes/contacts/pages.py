@@ -6,9 +6,10 @@ from __future__ import annotations
 from django.core.paginator import Page, Paginator
 from django.http import Http404
 
+from campaign.agencies import viewer_agency_id
 from campaign.models import Campaign, Host
 from campaign.roles import has_perm
-from probes.contacts import selectors, services
+from probes.contacts import selectors, suppression
 from probes.contacts.forms import ContactOverrideForm, ContactRunForm
 from probes.contacts.models import Contact, ContactOverride, ContactRun, Suppression
 
@@ -56,8 +57,6 @@ def host_panel(user, host: Host, *, form: ContactOverrideForm | None = None) -> 
 
 def reason_visible(user, entry: Suppression) -> bool:
     """Whether `user` may read an entry's reason: it may name another agency's letters."""
-    from campaign.agencies import viewer_agency_id
-
     agency_id = viewer_agency_id(user)
     return agency_id is None or entry.agency_id in (None, agency_id)
 
@@ -72,5 +71,5 @@ def suppression_page(*, query: str = "", page: str | int | None = None, user=Non
     entries.object_list = list(entries.object_list)
     for entry in entries.object_list:
         entry.reason_visible = reason_visible(user, entry)
-        entry.removable = services.may_remove_suppression(user, entry)
+        entry.removable = suppression.may_remove_suppression(user, entry)
     return entries

@@ -6,14 +6,14 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import transaction
 
-from probes.contacts import services
+from probes.contacts import bootstrap, resolving
 from probes.contacts.models import ContactRun
 
 
 @shared_task(name="probes.resolve_contacts")
 def run_contact_run_task(run_id: int) -> str | None:
     """Do one queued ContactRun (from `resolve_contacts --background` or the campaign page)."""
-    run = services.run_contact_run(run_id)
+    run = resolving.run_contact_run(run_id)
     return run.summary_line if run is not None else None
 
 
@@ -27,18 +27,18 @@ def queue_contact_run(run: ContactRun) -> None:
 def resolve_due_contacts() -> int:
     """Beat: resolve newly verified hosts and retry the ones whose registry was down."""
     started = 0
-    services.abandon_stale_runs()
-    for campaign in services.campaigns_with_due_hosts():
+    resolving.abandon_stale_runs()
+    for campaign in resolving.campaigns_with_due_hosts():
         if ContactRun.objects.filter(
             campaign=campaign, status__in=[ContactRun.QUEUED, ContactRun.RUNNING]
         ).exists():
             continue  # one run per campaign at a time; the next beat picks up the rest
-        run = services.create_contact_run(campaign, mode=ContactRun.DUE)
-        services.run_contact_run(run.pk)
+        run = resolving.create_contact_run(campaign, mode=ContactRun.DUE)
+        resolving.run_contact_run(run.pk)
         started += 1
     return started
 
 
 @shared_task(name="probes.refresh_rdap_bootstrap")
 def refresh_rdap_bootstrap() -> dict[str, int]:
-    return services.refresh_bootstrap()
+    return bootstrap.refresh_bootstrap()

@@ -42,10 +42,10 @@ def bootstrap(rdap_fake):
 @pytest.fixture
 def registries(db, loopback, rdap_fake, whois_fake):
     """Settings pointing at the fakes, with the fake's bootstrap fetched and stored."""
-    from probes.contacts import services
+    from probes.contacts import bootstrap
 
     loopback.RDAP_BOOTSTRAP_URL = rdap_fake.bootstrap_url
     loopback.WHOIS_IANA_SERVER = whois_fake.addr("iana")
-    services.refresh_bootstrap()
+    bootstrap.refresh_bootstrap()
     rdap_fake.requests.clear()
     return rdap_fake, whois_fake

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote
 
-from probes.lab import HttpServer, LoopThread, Reply, WhoisServer
+from devtools.lab import HttpServer, LoopThread, Reply, WhoisServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 RDAP_DIR = FIXTURES / "rdap"

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from campaign import dashboard, states
 from campaign.models import Host
-from probes.contacts import services
+from probes.contacts import resolving
 from probes.contacts.models import Contact
 
 # tests/contacts/fixtures: LACNIC answers for 179.231.40.0/22 with country CO.
@@ -27,7 +27,7 @@ def test_a_host_without_a_feed_country_takes_its_contacts(registries, campaign, 
     client.force_login(alice)
     assert dashboard.country_state_counts(campaign) == [("??", states.VERIFIED_OPEN, 1)]
 
-    assert services.resolve_hosts(campaign).line.startswith("hosts=1 resolved=1")
+    assert resolving.resolve_hosts(campaign).line.startswith("hosts=1 resolved=1")
 
     host.refresh_from_db()
     assert host.country == "CO"
@@ -42,7 +42,7 @@ def test_a_host_without_a_feed_country_takes_its_contacts(registries, campaign, 
 def test_the_feeds_country_wins_over_the_contacts(registries, campaign):
     host = add_host(campaign, COLOMBIAN, country="BR")
 
-    services.resolve_hosts(campaign)
+    resolving.resolve_hosts(campaign)
 
     host.refresh_from_db()
     assert host.country == "BR"
@@ -55,7 +55,7 @@ def test_the_dashboard_counts_the_contacts_country(registries, campaign, client,
     before = client.get(reverse("campaign_detail", args=[campaign.slug])).content.decode()
     assert 'data-country="??"' in before and 'data-country="CO"' not in before
 
-    services.resolve_hosts(campaign)
+    resolving.resolve_hosts(campaign)
 
     assert dashboard.country_state_counts(campaign) == [("CO", states.CONTACT_RESOLVED, 1)]
     after = client.get(reverse("campaign_detail", args=[campaign.slug])).content.decode()

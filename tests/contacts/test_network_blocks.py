@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from probes.contacts.models import NetworkRecord, covering_network
-from probes.contacts.services import _NetworkCache
+from probes.contacts.resolving import _NetworkCache
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from campaign import states
 from campaign.models import AuditEvent, Host
-from probes.contacts import selectors, services
+from probes.contacts import bootstrap, selectors
 from probes.contacts.models import Contact, ContactOverride, ContactRun, NetworkRecord, Suppression
 from tests.contacts.fakes import Reply
 
@@ -276,7 +276,7 @@ def test_an_unknown_campaign_is_a_clear_error(db):
 
 def test_refresh_stores_the_bootstrap_and_a_failure_keeps_the_previous_one(registries, settings):
     rdap_fake, _ = registries
-    stored = services.bootstrap_dir() / "ipv4.json"
+    stored = bootstrap.bootstrap_dir() / "ipv4.json"
     assert rdap_fake.base("ripe") in stored.read_text()
     assert re.match(r"ipv4=\d+ ipv6=\d+ stored=", run("refresh_rdap_bootstrap"))
     rdap_fake.routes["/bootstrap/ipv6.json"] = Reply(200, b'{"services": 1}')
@@ -289,7 +289,7 @@ def test_refresh_stores_the_bootstrap_and_a_failure_keeps_the_previous_one(regis
 
 
 def test_without_a_refreshed_copy_the_shipped_snapshot_is_used(loopback):
-    boot = services.load_bootstrap()
+    boot = bootstrap.load_bootstrap()
     assert boot.servers_for("82.44.79.141") == ["https://rdap.db.ripe.net/"]
 
 

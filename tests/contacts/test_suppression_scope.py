@@ -14,7 +14,7 @@ from django.urls import reverse
 from campaign import states
 from campaign.models import AuditEvent, Host
 from probes.contacts.models import Contact, Suppression
-from probes.contacts.services import suppress
+from probes.contacts.suppression import suppress
 from tests.conftest import BNETZA, FTC, make_user, two_agency_campaigns
 from tests.letters.conftest import add_finding
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
-from probes.lab import LoopThread, smtp_server
+from devtools.lab import LoopThread, smtp_server
 
 REPO = Path(__file__).resolve().parents[2]
 CELERY = str(Path(sys.executable).with_name("celery"))

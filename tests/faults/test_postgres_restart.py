@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from probes.lab import LabServer, relay_everything, relay_nothing
+from devtools.lab import LabServer, relay_everything, relay_nothing
 from probes.verification.canary import CanaryServer
 from tests.faults.conftest import REPO, Worker, free_port, wait_for
 

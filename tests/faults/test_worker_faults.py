@@ -17,11 +17,11 @@ from aiosmtpd.controller import Controller
 from campaign import kinds, states
 from campaign.models import FeedImport, Host, Sighting
 from campaign.services import create_campaign
+from devtools.lab import LabServer, relay_everything, relay_nothing
 from letters import batches, sending
 from letters import states as letter_states
 from letters.models import Letter
 from probes.contacts.models import Contact
-from probes.lab import LabServer, relay_everything, relay_nothing
 from probes.verification import services as probe_services
 from probes.verification.canary import CanaryServer
 from probes.verification.models import ProbeResult, ProbeRun
@@ -301,7 +301,7 @@ CONTACT_NETWORKS = ("82.44.77", "99.232.84", "179.231.41", "41.147.113", "220.20
 def test_a_contact_run_killed_mid_way_is_finished_by_the_redelivered_task(
     campaign, start_worker, broker, worker_env, settings
 ):
-    from probes.contacts import services as contact_services
+    from probes.contacts import bootstrap, resolving
     from probes.contacts.models import ContactRun
     from tests.contacts.fakes import FakeRdap
 
@@ -317,13 +317,13 @@ def test_a_contact_run_killed_mid_way_is_finished_by_the_redelivered_task(
         settings.PROBE_ALLOWED_NETWORKS = ["127.0.0.0/8"]
         settings.RDAP_BOOTSTRAP_URL = rdap.bootstrap_url
         settings.RDAP_BOOTSTRAP_DIR = f"{worker_env['SYS_VAR_DIR']}/rdap"
-        contact_services.refresh_bootstrap()
+        bootstrap.refresh_bootstrap()
         rdap.requests.clear()
         rdap.fallback = slow_registry
         hosts = [Host.objects.create(campaign=campaign, ip=f"{net}.{n}", kinds=kinds.RELAY,
                                      state=states.VERIFIED_OPEN)
                  for net in CONTACT_NETWORKS for n in range(1, 11)]
-        run = contact_services.create_contact_run(campaign)
+        run = resolving.create_contact_run(campaign)
         worker = start_worker(PROBE_ALLOWED_NETWORKS="127.0.0.0/8", PROBE_LAB_ONLY="1",
                               PROBE_TIMEOUT="3", CONTACT_LOOKUPS_PER_SECOND="0",
                               WHOIS_IANA_SERVER="127.0.0.1:9")

@@ -16,9 +16,10 @@ from campaign.models import Agency, AuditEvent
 from letters import sending, states
 from letters.models import Letter
 from probes.contacts import rdap, whois
+from probes.contacts.errors import ContactError
 from probes.contacts.models import Contact
+from probes.contacts.overrides import set_contact
 from probes.contacts.records import clean_email
-from probes.contacts.services import ContactError, set_contact
 from tests.letters.conftest import add_finding
 from tests.letters.helpers import approved_batch
 

@@ -28,7 +28,7 @@ from letters import batches, sending
 from letters.models import InboundMessage, Letter, LetterEvent
 from letters.recipient import make_token
 from probes.contacts.models import Contact, ContactOverride, ContactRun, NetworkRecord
-from probes.contacts.services import suppress
+from probes.contacts.suppression import suppress
 from probes.verification.models import ProbeResult, ProbeRun
 from tests.conftest import make_user
 from tests.letters.conftest import add_finding

@@ -13,7 +13,7 @@ from campaign import states as host_states
 from campaign.models import Campaign
 from letters import batches, followup, holdout, sending, states
 from letters.models import ContactDraw, ControlHost, Letter, Retest
-from probes.contacts.services import set_contact
+from probes.contacts.overrides import set_contact
 from tests.letters.conftest import add_finding
 from tests.letters.helpers import approved_batch
 from tests.letters.test_followup import listed_relay

@@ -1,7 +1,7 @@
 """Small misbehaving servers for the probes' edge cases, all on loopback.
 
 The well-behaved ones (open and closed relays and proxies, the tarpit) and the machinery
-(`LoopThread`, the listener) are the demo lab's, in probes/lab.py; only the odd cases that
+(`LoopThread`, the listener) are the demo lab's, in devtools/lab.py; only the odd cases that
 no demo needs live here. They run on a background event loop (`LoopThread`), because the
 code under test starts its own loop in its own thread, exactly as in production.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from probes.lab import (  # noqa: F401 (re-exported for the tests)
+from devtools.lab import (  # noqa: F401 (re-exported for the tests)
     LabServer,
     LoopThread,
     accept_source_route_only,

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from campaign.cli import ProgressBar, get_campaign, get_user
 from letters import followup
+from letters.tasks import follow_up_task
 
 
 class Command(BaseCommand):
@@ -21,8 +22,6 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         campaign = get_campaign(options["campaign"])
         if options["background"]:
-            from letters.tasks import follow_up_task
-
             self.stdout.write(f"job={follow_up_task.delay(campaign.pk).id}")
             return
         bar = ProgressBar("follow-up")

@@ -9,6 +9,7 @@ from campaign.cli import ProgressBar, get_campaign, get_user
 from campaign.models import Agency
 from letters import batches, errors, sending, states
 from letters.models import Batch, Letter
+from letters.tasks import send_batch_task
 
 
 class Command(BaseCommand):
@@ -87,8 +88,6 @@ class Command(BaseCommand):
         batch = self._batch(options["batch_id"])
         actor = get_user(options["by"]) if options["by"] else None
         if options["background"]:
-            from letters.tasks import send_batch_task
-
             sending.start_sending(batch=batch, actor=actor)
             result = send_batch_task.delay(batch.pk)
             self.stdout.write(f"job={result.id}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from probes.contacts import services
+from probes.contacts import bootstrap, errors
 
 
 class Command(BaseCommand):
@@ -16,10 +16,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            counts = services.refresh_bootstrap()
-        except services.ContactError as exc:
+            counts = bootstrap.refresh_bootstrap()
+        except errors.ContactError as exc:
             raise CommandError(f"{exc} (keeping the previous bootstrap)") from None
         self.stdout.write(
             f"ipv4={counts['ipv4.json']} ipv6={counts['ipv6.json']} "
-            f"stored={services.bootstrap_dir()} from={settings.RDAP_BOOTSTRAP_URL}"
+            f"stored={bootstrap.bootstrap_dir()} from={settings.RDAP_BOOTSTRAP_URL}"
         )

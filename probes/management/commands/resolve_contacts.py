@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
-from probes.contacts import services, tasks
+from probes.contacts import errors, resolving, tasks
 from probes.contacts.models import ContactRun
 from probes.management.commands._contacts_common import campaign_or_error, user_or_error
 
@@ -28,7 +28,7 @@ class Command(BaseCommand):
         actor = user_or_error(options["by"]) if options["by"] else None
         mode = ContactRun.ALL if options["all"] else ContactRun.PENDING
         try:
-            run = services.create_contact_run(campaign, mode=mode, actor=actor)
+            run = resolving.create_contact_run(campaign, mode=mode, actor=actor)
         except PermissionDenied as exc:
             raise CommandError(str(exc)) from None
         if options["background"]:
@@ -38,7 +38,7 @@ class Command(BaseCommand):
             return
         show = options["verbosity"] > 0 and self.stderr.isatty()
 
-        def progress(done: int, total: int, summary: services.ResolveSummary) -> None:
+        def progress(done: int, total: int, summary: resolving.ResolveSummary) -> None:
             if show and total:
                 width = 30
                 filled = width * done // total
@@ -48,8 +48,8 @@ class Command(BaseCommand):
                 )
 
         try:
-            finished = services.run_contact_run(run.pk, progress=progress)
-        except services.ContactError as exc:
+            finished = resolving.run_contact_run(run.pk, progress=progress)
+        except errors.ContactError as exc:
             raise CommandError(str(exc)) from None
         if show:
             self.stderr.write("")

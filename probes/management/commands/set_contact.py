@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
-from probes.contacts import services
+from probes.contacts import errors, overrides
 from probes.management.commands._contacts_common import campaign_or_error, user_or_error
 
 
@@ -24,11 +24,11 @@ class Command(BaseCommand):
         campaign = campaign_or_error(options["campaign"])
         actor = user_or_error(options["by"])
         try:
-            contact = services.set_contact(
+            contact = overrides.set_contact(
                 campaign=campaign, ip=options["ip"], email=options["email"], actor=actor,
                 reason=options["reason"], language=options["language"],
             )
-        except (PermissionDenied, services.ContactError) as exc:
+        except (PermissionDenied, errors.ContactError) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(
             f"host={contact.host.ip} email={contact.email} language={contact.language} "

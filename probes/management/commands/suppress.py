@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
-from probes.contacts import services
+from probes.contacts import errors, suppression
 from probes.management.commands._contacts_common import user_or_error
 
 
@@ -25,15 +25,15 @@ class Command(BaseCommand):
         actor = user_or_error(options["by"])
         if options["remove"]:
             try:
-                done = services.unsuppress(value=options["value"], actor=actor,
+                done = suppression.unsuppress(value=options["value"], actor=actor,
                                            reason=options["reason"])
-            except (PermissionDenied, services.ContactError) as exc:
+            except (PermissionDenied, errors.ContactError) as exc:
                 raise CommandError(str(exc)) from None
             self.stdout.write(done.line)
             return
         try:
-            entry = services.suppress(value=options["value"], actor=actor,
+            entry = suppression.suppress(value=options["value"], actor=actor,
                                       reason=options["reason"])
-        except (PermissionDenied, services.ContactError) as exc:
+        except (PermissionDenied, errors.ContactError) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"suppressed={entry.value} kind={entry.kind}")

@@ -18,7 +18,7 @@ from campaign.addresses import AddressPolicy
 from campaign.imports import create_import, run_import
 from campaign.models import Agency, Campaign, Host
 from campaign.services import add_user, create_campaign
-from probes.lab import check_base
+from devtools.lab import check_base
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 DEMO_USERS = [("alice", "analyst"), ("bob", "staff"), ("rita", "reviewer"), ("admin", "admin")]
@@ -26,7 +26,7 @@ DEMO_USERS = [("alice", "analyst"), ("bob", "staff"), ("rita", "reviewer"), ("ad
 DEMO_FEEDS = [("lab-relays.txt", "ipport", "relay"), ("lab-proxies.txt", "ip", "proxy")]
 
 
-SHIPPED_BASE = "127.0.42"  # the demo feeds' addresses (probes.lab.DEFAULT_BASE)
+SHIPPED_BASE = "127.0.42"  # the demo feeds' addresses (devtools.lab.DEFAULT_BASE)
 
 
 def feed_text(filename: str, base: str = SHIPPED_BASE) -> str:

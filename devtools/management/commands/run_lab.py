@@ -1,4 +1,4 @@
-"""run_lab: the demo lab's pretend hosts and registries on loopback (see probes.lab)."""
+"""run_lab: the demo lab's pretend hosts and registries on loopback (see devtools.lab)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from probes import lab
+from devtools import lab
 from probes.verification.services import canary_key
 
 

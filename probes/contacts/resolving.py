@@ -1,0 +1,408 @@
+"""Resolving hosts' abuse contacts: one registry look-up (RDAP, WHOIS fallback) per network,
+the network cache that lets one answer serve every host of that network, and contact runs
+(foreground or a Celery task) with their progress. Commands, tasks and views call these."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from campaign import states
+from campaign.audit import record
+from campaign.hosts import bulk_transition, fill_countries
+from campaign.models import Campaign, Host
+from campaign.roles import has_perm
+from probes.contacts import whois
+from probes.contacts.bootstrap import load_bootstrap
+from probes.contacts.clients import (
+    FAILED,
+    FOUND,
+    ContactLookup,
+    QueryCounter,
+    RateLimiter,
+    RdapClient,
+    Resolution,
+    WhoisClient,
+)
+from probes.contacts.errors import ContactError
+from probes.contacts.languages import language_for_country
+from probes.contacts.models import Contact, ContactRun, NetworkRecord, covering_network
+from probes.contacts.records import NetworkInfo
+from probes.contacts.selectors import SuppressionList
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1000
+# Retry delays for hosts whose look-up failed for now: 10 min, 40 min, 2.7 h, … up to a day.
+RETRY_BASE = timedelta(minutes=10)
+RETRY_MAX = timedelta(days=1)
+PROVISIONAL_DAYS = 1
+
+
+def build_lookup(counter: QueryCounter | None = None) -> ContactLookup:
+    counter = counter or QueryCounter()
+    limiter = RateLimiter(per_second=float(getattr(settings, "CONTACT_LOOKUPS_PER_SECOND", 10)))
+    timeout = float(settings.PROBE_TIMEOUT)
+    start = whois.parse_server(settings.WHOIS_IANA_SERVER)
+    if start is None:
+        raise ContactError(f"WHOIS_IANA_SERVER={settings.WHOIS_IANA_SERVER!r} is not host[:port]")
+    return ContactLookup(
+        RdapClient(load_bootstrap(), timeout=timeout, limiter=limiter, counter=counter),
+        WhoisClient(start, timeout=timeout, limiter=limiter, counter=counter),
+        counter,
+    )
+
+
+# --- resolving hosts -----------------------------------------------------------------------
+
+
+@dataclass
+class ResolveSummary:
+    hosts: int = 0
+    resolved: int = 0
+    failed: int = 0
+    queries: int = 0
+
+    @property
+    def line(self) -> str:
+        return (f"hosts={self.hosts} resolved={self.resolved} failed={self.failed} "
+                f"queries={self.queries}")
+
+
+def cache_days() -> float:
+    return float(getattr(settings, "CONTACT_CACHE_DAYS", 30))
+
+
+def _retry_delay(attempts: int) -> timedelta:
+    return min(RETRY_MAX, RETRY_BASE * (4 ** max(0, attempts - 1)))
+
+
+def select_hosts(campaign: Campaign, mode: str) -> list[tuple[int, str, str, str]]:
+    """(id, ip, state, country) of the hosts a run covers."""
+    qs = Host.objects.filter(campaign=campaign)
+    if mode != ContactRun.ALL:
+        qs = qs.filter(state=states.VERIFIED_OPEN)
+    if mode == ContactRun.DUE:
+        now = timezone.now()
+        qs = qs.filter(
+            Q(contact__isnull=True)
+            | Q(contact__status=Contact.FAILED, contact__next_attempt_at__lte=now)
+            | Q(contact__status=Contact.FAILED, contact__next_attempt_at__isnull=True)
+        )
+    return list(qs.values_list("id", "ip", "state", "country"))
+
+
+class _NetworkCache:
+    """Which stored answer covers an address: the last one used, else the database."""
+
+    def __init__(self) -> None:
+        self.current: NetworkRecord | None = None
+        self.now = timezone.now()
+
+    def find(self, ip_text: str) -> NetworkRecord | None:
+        if self.current is not None and self.current.holds(ipaddress.ip_address(ip_text)):
+            return self.current
+        # The most specific stored answer: the latest start, then the earliest end.
+        found = (
+            NetworkRecord.objects.filter(
+                network__covers=ip_text, start_address__lte=ip_text, end_address__gte=ip_text,
+                expires_at__gt=self.now,
+            )
+            .order_by("-start_address", "end_address")
+            .first()
+        )
+        if found is not None:
+            self.current = found
+        return found
+
+    def store(self, ip_text: str, resolution: Resolution) -> NetworkRecord:
+        net = resolution.network or NetworkInfo()
+        if net.cacheable_for(ip_text):
+            start, end = net.start, net.end
+        else:
+            # An answer whose range does not hold the address (or spans a whole RIR block)
+            # answers for this address only.
+            start = end = ip_text
+        answer = resolution.answer
+        best = answer.best() if answer is not None and resolution.status == FOUND else None
+        days = PROVISIONAL_DAYS if resolution.provisional else cache_days()
+        record_ = NetworkRecord.objects.create(
+            network=covering_network(start, end),
+            start_address=start,
+            end_address=end,
+            cidrs=net.cidrs[:64],
+            name=net.name,
+            handle=net.handle,
+            parent_handle=net.parent_handle,
+            country=net.country,
+            organisation=net.organisation,
+            status=NetworkRecord.FOUND if best else NetworkRecord.NO_CONTACT,
+            email=best.email if best else "",
+            confidence=best.confidence if best else "",
+            role=best.role if best else "",
+            contact_handle=best.handle[:100] if best else "",
+            candidates=[
+                {"email": c.email, "confidence": c.confidence, "role": c.role, "handle": c.handle}
+                for c in (answer.candidates[:20] if answer else [])
+            ],
+            source=answer.source if answer else "",
+            server=(answer.server if answer else "")[:300],
+            raw=answer.raw if answer else "",
+            evidence={"errors": resolution.errors, "whois_chain": resolution.whois_chain,
+                      "queried": ip_text, "provisional": resolution.provisional},
+            fetched_at=self.now,
+            expires_at=self.now + timedelta(days=days),
+        )
+        self.current = record_
+        return record_
+
+
+def _address_order(ip_text: str) -> tuple[int, int]:
+    ip = ipaddress.ip_address(ip_text)
+    return ip.version, int(ip)
+
+
+def resolve_hosts(
+    campaign: Campaign,
+    *,
+    mode: str = ContactRun.PENDING,
+    lookup: ContactLookup | None = None,
+    progress: Callable[[int, int, ResolveSummary], None] | None = None,
+) -> ResolveSummary:
+    """Resolve the abuse contact of each selected host, one registry look-up per network.
+
+    Hosts are taken in address order, so the hosts of one network follow each other and
+    the network answer just fetched (or found in the cache) serves all of them.
+    """
+    rows = select_hosts(campaign, mode)
+    rows.sort(key=lambda row: _address_order(row[1]))
+    summary = ResolveSummary(hosts=len(rows))
+    own_lookup = lookup is None
+    lookup = lookup or build_lookup()
+    try:
+        cache = _NetworkCache()
+        suppressed = SuppressionList.load()
+        done = 0
+        for start in range(0, len(rows), CHUNK):
+            chunk = rows[start:start + CHUNK]
+            _resolve_chunk(chunk, lookup, cache, suppressed, summary, campaign_id=campaign.pk)
+            done += len(chunk)
+            summary.queries = lookup.counter.total
+            if progress is not None:
+                progress(done, len(rows), summary)
+    finally:
+        if own_lookup:
+            lookup.close()
+    summary.queries = lookup.counter.total
+    return summary
+
+
+def _resolve_chunk(
+    chunk: list[tuple[int, str, str, str]],
+    lookup: ContactLookup,
+    cache: _NetworkCache,
+    suppressed: SuppressionList,
+    summary: ResolveSummary,
+    *,
+    campaign_id: int,
+) -> None:
+    now = timezone.now()
+    countries = {row[0]: row[3] for row in chunk}  # the host's own (feed) country
+    existing = {
+        c.host_id: c for c in Contact.objects.filter(host_id__in=[row[0] for row in chunk])
+    }
+    upserts: list[Contact] = []
+    to_resolved: list[int] = []
+    to_no_contact: list[int] = []
+    for host_id, ip_text, _state, host_country in chunk:
+        old = existing.get(host_id)
+        if old is not None and old.manual:
+            # Staff set this contact by hand: keep it, whatever the registries say now.
+            if old.status == Contact.RESOLVED:
+                summary.resolved += 1
+                to_resolved.append(host_id)
+            else:
+                summary.failed += 1
+            continue
+        network = cache.find(ip_text)
+        error = ""
+        if network is None:
+            try:
+                resolution = lookup.resolve(ip_text)
+            except Exception as exc:  # a parser bug on hostile input must not end the run
+                log.exception("contact look-up for %s crashed", ip_text)
+                resolution = Resolution(FAILED, errors=[f"internal error: {exc}"[:300]])
+            if resolution.status == FAILED:
+                error = resolution.error or "look-up failed"
+            else:
+                network = cache.store(ip_text, resolution)
+        contact = _contact_for(host_id, host_country, network, old, now, error, suppressed)
+        upserts.append(contact)
+        if contact.status == Contact.RESOLVED:
+            summary.resolved += 1
+            to_resolved.append(host_id)
+        else:
+            summary.failed += 1
+            if contact.status in (Contact.NO_CONTACT, Contact.SUPPRESSED):
+                to_no_contact.append(host_id)
+    with transaction.atomic():
+        Contact.objects.bulk_create(
+            upserts, update_conflicts=True, unique_fields=["host"],
+            update_fields=[
+                "network", "status", "email", "organisation", "country", "language", "source",
+                "server", "handle", "confidence", "fetched_at", "attempts", "last_error",
+                "next_attempt_at", "updated_at",
+            ],
+        )
+        bulk_transition(to_resolved, states.CONTACT_RESOLVED, "abuse contact resolved")
+        bulk_transition(to_no_contact, states.NO_CONTACT, "no usable abuse contact")
+        # Hosts the feed gave no country take their network's (dashboard, host page, report).
+        if upserts:
+            fill_countries(campaign_id, {c.host_id: c.country for c in upserts
+                                         if c.country and not countries[c.host_id]})
+
+
+def _contact_for(
+    host_id: int,
+    host_country: str,
+    network: NetworkRecord | None,
+    old: Contact | None,
+    now,
+    error: str,
+    suppressed: SuppressionList,
+) -> Contact:
+    contact = Contact(host_id=host_id, updated_at=now)
+    keep_language = old is not None and old.language_overridden
+    if network is None:
+        # Temporary failure: keep what we knew, count the attempt, try again later.
+        attempts = (old.attempts if old else 0) + 1
+        for name in ("network_id", "email", "organisation", "country", "language", "source",
+                     "server", "handle", "confidence", "fetched_at"):
+            if old is not None:
+                setattr(contact, name, getattr(old, name))
+        contact.status = Contact.FAILED
+        contact.attempts = attempts
+        contact.last_error = error
+        contact.next_attempt_at = now + _retry_delay(attempts)
+        if not keep_language:
+            contact.language = language_for_country(contact.country or host_country)
+        return contact
+    country = network.country or host_country
+    contact.network = network
+    contact.organisation = network.organisation
+    contact.country = country
+    contact.language = old.language if keep_language else language_for_country(country)
+    contact.source = network.source
+    contact.server = network.server
+    contact.handle = network.contact_handle or network.handle
+    contact.confidence = network.confidence
+    contact.fetched_at = network.fetched_at
+    contact.attempts = 0
+    contact.next_attempt_at = None
+    contact.email = network.email
+    if not network.email:
+        contact.status = Contact.NO_CONTACT
+        contact.last_error = "; ".join(network.evidence.get("errors", []))[:1000]
+    elif suppressed.matches(network.email):
+        contact.status = Contact.SUPPRESSED
+        contact.last_error = f"{network.email} is on the do-not-contact list"
+    else:
+        contact.status = Contact.RESOLVED
+        contact.last_error = ""
+    return contact
+
+
+
+# --- runs (foreground and background) ------------------------------------------------------
+
+
+def create_contact_run(campaign: Campaign, *, mode: str = ContactRun.PENDING,
+                       actor=None) -> ContactRun:
+    if actor is not None and not has_perm(actor, "resolve_contacts"):
+        raise PermissionDenied(f"{actor} may not resolve contacts")
+    run = ContactRun.objects.create(campaign=campaign, mode=mode, created_by=actor)
+    record("contacts.run_start", actor=actor, campaign_id=campaign.pk, obj=run,
+           data={"mode": mode})
+    return run
+
+
+def run_contact_run(
+    run_id: int,
+    *,
+    lookup: ContactLookup | None = None,
+    progress: Callable[[int, int, ResolveSummary], None] | None = None,
+) -> ContactRun | None:
+    """Claim a queued run and do it. Returns None if the run is finished or gone.
+
+    A run still "running" is taken over: with acks_late the task comes back only when the
+    worker that held it died, and resolving is idempotent (contacts are upserted, hosts move
+    only from their source states), so redoing part of it costs queries, never correctness.
+    """
+    now = timezone.now()
+    if ContactRun.objects.filter(
+        pk=run_id, status__in=[ContactRun.QUEUED, ContactRun.RUNNING]
+    ).update(status=ContactRun.RUNNING, started_at=now, heartbeat_at=now) != 1:
+        return None
+    run = ContactRun.objects.select_related("campaign").get(pk=run_id)
+
+    def report(done: int, total: int, summary: ResolveSummary) -> None:
+        ContactRun.objects.filter(pk=run_id).update(
+            heartbeat_at=timezone.now(),
+            hosts_total=total, hosts_done=done, resolved=summary.resolved,
+            failed=summary.failed, queries=summary.queries,
+        )
+        if progress is not None:
+            progress(done, total, summary)
+
+    try:
+        summary = resolve_hosts(run.campaign, mode=run.mode, lookup=lookup, progress=report)
+    except Exception as exc:
+        run.mark_failed(str(exc))
+        raise
+    ContactRun.objects.filter(pk=run_id).update(
+        status=ContactRun.DONE, hosts_total=summary.hosts, hosts_done=summary.hosts,
+        resolved=summary.resolved, failed=summary.failed, queries=summary.queries,
+        finished_at=timezone.now(),
+    )
+    run.refresh_from_db()
+    record("contacts.run_done", campaign_id=run.campaign_id, obj=run,
+           data={"summary": summary.line})
+    return run
+
+
+def abandon_stale_runs(now: datetime | None = None) -> int:
+    """Mark "running" runs without progress for CONTACT_RUN_STALE_SECONDS as failed.
+
+    Their worker died: a run the beat did inline is never redelivered, and left "running" it
+    would keep the beat from ever starting another run for that campaign. Returns how many.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.CONTACT_RUN_STALE_SECONDS)
+    stale = list(ContactRun.objects.filter(status=ContactRun.RUNNING).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)))
+    for run in stale:
+        last = run.heartbeat_at or run.started_at
+        error = f"abandoned: no progress since {last.isoformat(timespec='seconds')}"
+        if ContactRun.objects.filter(pk=run.pk, status=ContactRun.RUNNING).update(
+                status=ContactRun.FAILED, error=error, finished_at=now):
+            record("contacts.run_abandoned", campaign_id=run.campaign_id, obj=run,
+                   data={"error": error, "hosts_done": run.hosts_done})
+    return len(stale)
+
+
+def campaigns_with_due_hosts() -> Iterable[Campaign]:
+    now = timezone.now()
+    return Campaign.objects.filter(status=Campaign.ACTIVE).filter(
+        Q(hosts__state=states.VERIFIED_OPEN, hosts__contact__isnull=True)
+        | Q(hosts__state=states.VERIFIED_OPEN, hosts__contact__status=Contact.FAILED,
+            hosts__contact__next_attempt_at__lte=now)
+    ).distinct()
