@@ -1,8 +1,9 @@
 """The IMAP poller: the bounce mailbox (INBOUND_IMAP_URL) read once a minute.
 
 Each message is received (letters.inbound.receive) and only then moved to the done folder
-(INBOUND_IMAP_DONE_FOLDER): a poller killed between the two leaves the message where it
-was, and the next poll receives it again, which changes nothing (a message is recorded once,
+(INBOUND_IMAP_DONE_FOLDER), a chunk of up to BATCH at a time: a poller killed between the
+two leaves the messages where they were, and the next poll receives them again, which
+changes nothing (a message is recorded once,
 by its sha256). A message that cannot be read is kept in the database (flagged, as
 `unmatched`) and moved with `\\Flagged` set, so staff find it on the server too; nothing is
 ever deleted before it is recorded.
@@ -110,15 +111,22 @@ def fetch_mail(url: str | None = None, *, done_folder: str | None = None,
         can_move = b"MOVE" in (capabilities or b"").upper().split()
         for start in range(0, len(uids), BATCH):
             chunk = uids[start:start + BATCH]
+            handled, unreadable = [], []
             for uid, raw in _fetch(client, chunk):
                 received = receive_raw(raw, source="imap")
                 summary.fetched += 1
                 summary.counts[received.kind] += 1
+                handled.append(uid)
                 if received.error:
-                    client.uid("STORE", uid, "+FLAGS", "(\\Flagged)")
-                _move(client, uid, done_folder, can_move)
-            if not can_move:
-                client.expunge()
+                    unreadable.append(uid)
+            # Moved once the whole chunk is recorded (one command, not one per message):
+            # killed before this, the chunk comes round again and is recorded once.
+            if unreadable:
+                client.uid("STORE", b",".join(unreadable), "+FLAGS", "(\\Flagged)")
+            if handled:
+                _move(client, b",".join(handled), done_folder, can_move)
+                if not can_move:
+                    client.expunge()
             if progress is not None:
                 progress(min(start + BATCH, len(uids)), len(uids))
     finally:
@@ -143,9 +151,10 @@ def _fetch(client: imaplib.IMAP4, uids: list[bytes]) -> list[tuple[bytes, bytes]
     return found
 
 
-def _move(client: imaplib.IMAP4, uid: bytes, folder: str, can_move: bool) -> None:
+def _move(client: imaplib.IMAP4, uids: bytes, folder: str, can_move: bool) -> None:
+    """Move the messages of a UID set (`3,4,9`) to `folder`."""
     if can_move:
-        _check(client.uid("MOVE", uid, _quote(folder)), "move")
+        _check(client.uid("MOVE", uids, _quote(folder)), "move")
         return
-    _check(client.uid("COPY", uid, _quote(folder)), "copy")
-    _check(client.uid("STORE", uid, "+FLAGS", "(\\Deleted)"), "delete")
+    _check(client.uid("COPY", uids, _quote(folder)), "copy")
+    _check(client.uid("STORE", uids, "+FLAGS", "(\\Deleted)"), "delete")

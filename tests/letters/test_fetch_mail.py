@@ -81,25 +81,39 @@ def test_a_poll_killed_midway_is_finished_by_the_next_without_double_counting(
         dovecot, two_letters, monkeypatch):
     gone, noc = two_letters
     dovecot.append(mailbox(gone, noc))
-    real_move = imap._move
-    moves = []
+    real_receive = imap.receive_raw
+    seen = []
 
-    def dies_on_the_third(client, uid, folder, can_move):
-        if len(moves) == 2:
-            raise OSError("worker killed")  # after recording the third, before moving it
-        moves.append(uid)
-        real_move(client, uid, folder, can_move)
+    def killed_at_the_fourth(raw, **kwargs):
+        if len(seen) == 3:
+            raise OSError("worker killed")  # three recorded, nothing moved yet
+        seen.append(raw)
+        return real_receive(raw, **kwargs)
 
-    monkeypatch.setattr(imap, "_move", dies_on_the_third)
+    monkeypatch.setattr(imap, "receive_raw", killed_at_the_fourth)
     with pytest.raises(CommandError, match="worker killed"):
         run()
     assert InboundMessage.objects.count() == 3
-    assert dovecot.count("INBOX") == 4 and dovecot.count("Processed") == 2
-    monkeypatch.setattr(imap, "_move", real_move)
-    run()  # the third message comes round again: recorded already, so nothing changes
+    assert dovecot.count("INBOX") == 6 and dovecot.count("Processed") == 0
+    monkeypatch.setattr(imap, "receive_raw", real_receive)
+    run()  # all six come round again: the first three are recorded already, nothing changes
     assert dovecot.count("INBOX") == 0 and dovecot.count("Processed") == 6
     assert InboundMessage.objects.count() == 6
     assert InboundMessage.objects.filter(letter=gone, kind="bounce").count() == 1
+    assert gone.events.count() == 1  # the bounce's event once, not once per poll
+
+
+def test_messages_are_moved_only_once_recorded(dovecot, two_letters, monkeypatch):
+    gone, noc = two_letters
+    dovecot.append(mailbox(gone, noc))
+
+    def move_fails(*args):
+        raise OSError("connection lost")
+
+    monkeypatch.setattr(imap, "_move", move_fails)
+    with pytest.raises(CommandError, match="connection lost"):
+        run()
+    assert InboundMessage.objects.count() == 6 and dovecot.count("INBOX") == 6
 
 
 def test_a_wrong_password_is_a_clear_error(dovecot, settings):
