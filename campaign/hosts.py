@@ -14,17 +14,19 @@ from campaign.signals import hosts_changed_on_commit
 
 
 def transition_host(
-    host: Host, target: str, *, actor=None, reason: str = "", data: dict | None = None
+    host: Host, target: str, *, actor=None, reason: str = "", data: dict | None = None,
+    after_bounce: bool = False,
 ) -> bool:
     """Move one host to `target` if the lifecycle allows it from its current state.
 
     A conditional UPDATE on the state we read makes this safe against a concurrent worker:
     returns False (and changes nothing) if the row moved meanwhile. Raises IllegalTransition
-    if the move is not allowed from the state we read.
+    if the move is not allowed from the state we read (`after_bounce`: also the moves of
+    states.AFTER_BOUNCE, the fallback chain's).
     """
     if host.state == target:
         return False
-    states.check_transition(host.state, target)
+    states.check_transition(host.state, target, after_bounce=after_bounce)
     now = timezone.now()
     fields = {"state": target, "state_changed_at": now}
     if target == states.REMEDIATED:

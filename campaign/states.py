@@ -74,6 +74,14 @@ def sources_for(target: str) -> frozenset[str]:
     return frozenset(state for state, targets in HOST_TRANSITIONS.items() if target in targets)
 
 
-def check_transition(current: str, target: str) -> None:
-    if not can_transition(current, target):
-        raise IllegalTransition(current, target)
+# Only the fallback chain (probes.contacts.fallback) takes these, never a bulk move: a notice
+# that bounced for good notified nobody, so the host takes its next contact, or has none.
+AFTER_BOUNCE: dict[str, frozenset[str]] = {NOTIFIED: frozenset({CONTACT_RESOLVED, NO_CONTACT})}
+
+
+def check_transition(current: str, target: str, *, after_bounce: bool = False) -> None:
+    if can_transition(current, target):
+        return
+    if after_bounce and target in AFTER_BOUNCE.get(current, frozenset()):
+        return
+    raise IllegalTransition(current, target)

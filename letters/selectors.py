@@ -80,11 +80,14 @@ def open_evidence(host_ids: Iterable[int], *, run_ids: Iterable[int] | None = No
     }
 
 
-def _live_links(**filters) -> Exists:
+# A letter that bounced for good reached nobody: its hosts (given their next contact by the
+# fallback chain) are free for a new first notice.
+REACHING_LETTER_STATES = tuple(s for s in LIVE_LETTER_STATES if s != states.BOUNCED)
+
+
+def _live_links(states_in: tuple[str, ...] = LIVE_LETTER_STATES, **filters) -> Exists:
     return Exists(
-        LetterHost.objects.filter(
-            dropped=False, letter__state__in=LIVE_LETTER_STATES, **filters
-        )
+        LetterHost.objects.filter(dropped=False, letter__state__in=states_in, **filters)
     )
 
 
@@ -115,7 +118,8 @@ def open_findings(
         hosts = hosts.filter(Q(country=cc) | Q(country="", contact__country=cc))
     first = (
         hosts.filter(state=host_states.CONTACT_RESOLVED)
-        .exclude(_live_links(host=OuterRef("pk"), letter__kind=states.FIRST_NOTICE))
+        .exclude(_live_links(REACHING_LETTER_STATES, host=OuterRef("pk"),
+                             letter__kind=states.FIRST_NOTICE))
         .values_list("id", "ip", "country", "contact__email", "contact__language",
                      "contact__country", "contact__letter_preference__language")
         .order_by("id")

@@ -18,6 +18,14 @@ def test_notified_host_can_only_be_remediated():
     assert states.HOST_TRANSITIONS[states.NOTIFIED] == {states.REMEDIATED}
 
 
+def test_only_the_fallback_chain_takes_a_notified_host_back_after_a_bounce():
+    for target in (states.CONTACT_RESOLVED, states.NO_CONTACT):
+        with pytest.raises(states.IllegalTransition):
+            states.check_transition(states.NOTIFIED, target)
+        states.check_transition(states.NOTIFIED, target, after_bounce=True)
+    assert states.NOTIFIED not in states.sources_for(states.NO_CONTACT)  # bulk moves never
+
+
 @pytest.mark.django_db
 def test_transition_writes_audit_and_is_conditional(campaign):
     host = Host.objects.create(campaign=campaign, ip="82.44.79.141")

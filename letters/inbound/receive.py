@@ -39,6 +39,8 @@ from letters.inbound.classify import Classification, UnreadableMessage, classify
 from letters.inbound.verp import token_of
 from letters.models import InboundMessage, Letter, LetterEvent
 from letters.tracking import move_letter, suppress_address
+from probes.contacts.fallback import fall_back
+from probes.contacts.models import Contact
 
 log = logging.getLogger(__name__)
 
@@ -208,3 +210,15 @@ def _act(letter: Letter, found: Classification, kind: str, stored: InboundMessag
         for recipient in permanent:
             suppress_address(recipient.address, letter=letter, source="bounce",
                              reason=f"bounce {recipient.status} for letter {letter.pk}")
+        _fall_back(letter, [r.address for r in permanent],
+                   reason=f"letter {letter.pk} bounced ({first.status})")
+
+
+def _fall_back(letter: Letter, bounced: list[str], *, reason: str) -> None:
+    """Each host the letter was about takes the next address of its contact's chain."""
+    wanted = {address.lower() for address in bounced} | {letter.email.lower()}
+    contacts = Contact.objects.filter(
+        host__letter_links__letter=letter, host__letter_links__dropped=False).distinct()
+    for contact in contacts:
+        if contact.email.lower() in wanted:
+            fall_back(contact, failed_email=contact.email, reason=reason)

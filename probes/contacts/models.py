@@ -146,6 +146,9 @@ class Contact(models.Model):
     )
     override_reason = models.TextField(blank=True)
     overridden_at = models.DateTimeField(null=True, blank=True)
+    # The fallback chain walked so far (probes/contacts/fallback.py), oldest first:
+    # [{"email", "role", "source", "why", "replaced", "at"}].
+    fallbacks = models.JSONField(default=list, blank=True)
     # Set when a recipient says "not my server / wrong contact" on their letter's page.
     review_requested_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)

@@ -225,8 +225,11 @@ def _is_unvalidated(entity: dict) -> bool:
 # --- the ip network answer -----------------------------------------------------------------
 
 
-def parse_ip_network(document: dict, *, server: str = "") -> LookupAnswer:
-    """Network range, names and ranked e-mail candidates from an `ip network` answer."""
+def parse_ip_network(document: dict, *, server: str = "", all_roles: bool = False) -> LookupAnswer:
+    """Network range, names and ranked e-mail candidates from an `ip network` answer.
+
+    `all_roles`: the other roles' addresses after the abuse ones even when there are abuse
+    ones (the fallback chain's next steps, probes.contacts.fallback)."""
     if "errorCode" in document and "startAddress" not in document:
         raise RdapError(f"{server or 'server'} answered an error: {error_text(document)}",
                         permanent=True)
@@ -266,7 +269,7 @@ def parse_ip_network(document: dict, *, server: str = "") -> LookupAnswer:
             (c for e, _ in iter_entities(document) if "registrant" in roles_of(e)
              for c in [_adr_country(e)] if c), ""
         )
-    if not candidates:
+    if not candidates or all_roles:
         # Only without any abuse role do the other roles' addresses count, and lower.
         for role in FALLBACK_ROLES:
             for candidate in fallbacks[role]:

@@ -186,7 +186,8 @@ def query_for(server_host: str, ip_text: str) -> str:
 # --- reading a final answer ----------------------------------------------------------------
 
 
-def extract(answer: WhoisAnswer, *, ip: str, server: str = "") -> LookupAnswer:
+def extract(answer: WhoisAnswer, *, ip: str, server: str = "",
+            all_roles: bool = False) -> LookupAnswer:
     """The network and ranked e-mail candidates of a registry's (non-referral) answer.
 
     Raises WhoisError when the registry refused or cut the answer short: a half answer may
@@ -229,9 +230,10 @@ def extract(answer: WhoisAnswer, *, ip: str, server: str = "") -> LookupAnswer:
         for key, value in block:
             if key in _ABUSE_EMAIL_KEYS:
                 add(clean_email(value), HIGH, "abuse", _first(block, "nic-hdl"))
-    if candidates:
+    if candidates and not all_roles:
         return LookupAnswer(network, candidates, "whois", server)
-    # No abuse contact anywhere: the network's technical and administrative contacts.
+    # No abuse contact anywhere (or all roles asked for): the technical and administrative
+    # contacts of the network.
     for role, keys in _FALLBACK_EMAIL_KEYS:
         for block in answer.blocks:
             for key, value in block:

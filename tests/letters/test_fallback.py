@@ -1,0 +1,167 @@
+"""When a letter bounces for good, the host's owner is tried at the next address of its chain
+(the registry's other roles, then abuse@ of the network's domain, then postal), each step
+recorded with why, and the next letter is built and reviewed like any other."""
+
+import io
+import json
+import sys
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.core.management import call_command
+from django.utils import timezone
+
+from campaign import states as host_states
+from campaign.models import AuditEvent, Host
+from letters import batches, sending, states
+from letters.models import Letter
+from probes.contacts.fallback import POSTAL_NEXT, chain_for
+from probes.contacts.models import Contact, NetworkRecord
+from tests.contacts.fakes import FIXTURES
+from tests.letters.helpers import approved_batch
+from tests.letters.test_inbound_classify import GMAIL
+
+pytestmark = pytest.mark.django_db
+
+ARIN = "arin-ip-99.232.0.0-17.json"
+
+
+def network_from(fixture: str, *, start: str, end: str, source: str = "rdap") -> NetworkRecord:
+    raw = (FIXTURES / source / fixture).read_text()
+    return NetworkRecord.objects.create(
+        network="99.232.0.0/17", start_address=start, end_address=end, raw=raw,
+        source=source, email="abuse@harborline-comms.example",
+        evidence={"queried": "99.232.84.14"},
+        expires_at=timezone.now() + timedelta(days=30))
+
+
+def bounce(letter: Letter) -> str:
+    raw = (GMAIL.replace("0123456789abcdef0123456789abcdef", letter.idempotency_key)
+           .replace("abuse@gone-isp.example", letter.email))
+    out = io.StringIO()
+    stdin = sys.stdin
+    sys.stdin = io.TextIOWrapper(io.BytesIO(raw.encode()))
+    try:
+        call_command("receive_mail", stdout=out)
+    finally:
+        sys.stdin = stdin
+    return out.getvalue().strip()
+
+
+def send_next(campaign, bob, rita) -> Letter:
+    sending.send_batch(batch=approved_batch(campaign, bob, rita))
+    return Letter.objects.order_by("-id").first()
+
+
+@pytest.fixture
+def harborline(campaign, finding):
+    host = finding(email="abuse@harborline-comms.example", country="US", ip="99.232.84.14")
+    network = network_from(ARIN, start="99.232.0.0", end="99.232.127.255")
+    Contact.objects.filter(host=host).update(network=network)
+    return host
+
+
+def test_the_chain_is_the_registry_s_roles_then_the_domain_s_abuse_mailbox(harborline):
+    chain = chain_for(Contact.objects.get(host=harborline))
+    assert [(s.email, s.role) for s in chain] == [
+        ("abuse@harborline-comms.example", "abuse"),
+        ("noc@harborline-comms.example", "technical"),
+        ("ipadmin@harborline-comms.example", "administrative"),
+    ]  # abuse@ of the domain is the registry's abuse address already: listed once
+    assert "technical address in the RDAP record of 99.232.0.0 - 99.232.127.255" in chain[1].why
+
+
+def test_each_permanent_bounce_moves_the_host_to_its_next_contact_then_postal(
+        harborline, campaign, bob, rita):
+    first = send_next(campaign, bob, rita)
+    assert first.email == "abuse@harborline-comms.example"
+    assert bounce(first) == f"kind=bounce letter={first.pk} recipients=1"
+
+    contact = Contact.objects.get(host=harborline)
+    assert (contact.email, contact.status, contact.confidence) == (
+        "noc@harborline-comms.example", Contact.RESOLVED, "low")
+    (step,) = contact.fallbacks
+    assert (step["replaced"], step["role"], step["source"]) == (
+        "abuse@harborline-comms.example", "technical", "rdap")
+    assert step["reason"] == f"letter {first.pk} bounced (5.1.1)"
+    assert Host.objects.get(pk=harborline.pk).state == host_states.CONTACT_RESOLVED
+    event = AuditEvent.objects.filter(action="contact.fallback").get()
+    assert event.data["next"] == "noc@harborline-comms.example"
+
+    # The next letter is built, reviewed and approved like any other: four eyes.
+    draft = batches.build_batch(campaign=campaign, actor=bob)
+    (letter,) = draft.letters.all()
+    assert (letter.email, letter.state, letter.kind) == (
+        "noc@harborline-comms.example", states.DRAFT, states.FIRST_NOTICE)
+    batches.submit_batch(batch=draft, actor=bob)
+    with pytest.raises(PermissionDenied):  # the builder never approves
+        batches.approve_batch(batch=draft, actor=bob)
+    batches.approve_batch(batch=draft, actor=rita)
+    sending.send_batch(batch=draft)
+    second = Letter.objects.get(pk=letter.pk)
+    bounce(second)
+    assert Contact.objects.get(host=harborline).email == "ipadmin@harborline-comms.example"
+
+    third = send_next(campaign, bob, rita)
+    assert third.email == "ipadmin@harborline-comms.example"
+    bounce(third)
+    contact = Contact.objects.get(host=harborline)
+    assert contact.status == Contact.NO_CONTACT and contact.last_error == POSTAL_NEXT
+    assert [h["role"] for h in contact.fallbacks] == ["technical", "administrative", "postal"]
+    assert Host.objects.get(pk=harborline.pk).state == host_states.NO_CONTACT
+    assert AuditEvent.objects.filter(action="contact.fallback_exhausted").count() == 1
+    # Nothing more to write: no batch takes the host.
+    assert batches.build_batch(campaign=campaign, actor=bob).letters.count() == 0
+
+
+def test_without_registry_roles_the_domain_s_abuse_mailbox_is_next(campaign, finding, bob,
+                                                                  rita):
+    host = finding(email="security@isp-one.example", country="US")
+    letter = send_next(campaign, bob, rita)
+    bounce(letter)
+    contact = Contact.objects.get(host=host)
+    assert contact.email == "abuse@isp-one.example"
+    assert contact.fallbacks[0]["why"] == (
+        "RFC 2142 abuse mailbox of isp-one.example, the network's own domain")
+
+
+def test_a_suppressed_address_is_skipped(harborline, campaign, bob, rita):
+    from probes.contacts.suppression import suppress
+
+    suppress(value="noc@harborline-comms.example", actor=bob, reason="asked us to stop")
+    bounce(send_next(campaign, bob, rita))
+    assert Contact.objects.get(host=harborline).email == "ipadmin@harborline-comms.example"
+
+
+def test_a_temporary_bounce_keeps_the_contact(harborline, campaign, bob, rita):
+    letter = send_next(campaign, bob, rita)
+    raw = (GMAIL.replace("0123456789abcdef0123456789abcdef", letter.idempotency_key)
+           .replace("abuse@gone-isp.example", letter.email)
+           .replace("Status: 5.1.1", "Status: 4.2.2").replace("Action: failed",
+                                                               "Action: delayed"))
+    sys.stdin, old = io.TextIOWrapper(io.BytesIO(raw.encode())), sys.stdin
+    try:
+        call_command("receive_mail", stdout=io.StringIO())
+    finally:
+        sys.stdin = old
+    contact = Contact.objects.get(host=harborline)
+    assert contact.email == "abuse@harborline-comms.example" and contact.fallbacks == []
+
+
+def test_a_contact_staff_set_by_hand_is_not_replaced(harborline, campaign, bob, rita):
+    Contact.objects.filter(host=harborline).update(manual=True)
+    bounce(send_next(campaign, bob, rita))
+    contact = Contact.objects.get(host=harborline)
+    assert contact.email == "abuse@harborline-comms.example" and contact.fallbacks == []
+
+
+def test_the_whois_answer_gives_its_other_roles_too(campaign, finding):
+    host = finding(email="abuse@harborline-comms.example", country="US", ip="99.232.84.14")
+    network = network_from("arin-99.232.0.0-17.txt", start="99.232.0.0", end="99.232.127.255",
+                           source="whois")
+    Contact.objects.filter(host=host).update(network=network)
+    chain = chain_for(Contact.objects.get(host=host))
+    assert chain[0].role == "abuse" and len(chain) >= 2
+    assert {s.source for s in chain[1:]} <= {"whois", "domain"}
+    assert json.dumps([s.email for s in chain])  # plain addresses, storable
