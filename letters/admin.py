@@ -59,10 +59,29 @@ class LetterAdmin(ReadOnlyAdmin):
         return in_own_batches(qs, user, "batch")
 
 
+class UnreadableFilter(admin.SimpleListFilter):
+    """Mail the classifier could not read at all: kept, flagged, for a person to look at."""
+
+    title = "readable"
+    parameter_name = "unreadable"
+
+    def lookups(self, request, model_admin):
+        return [("1", "Unreadable (kept as it came)"), ("0", "Read")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "1":
+            return queryset.exclude(parse_error="")
+        if self.value() == "0":
+            return queryset.filter(parse_error="")
+        return queryset
+
+
 @admin.register(InboundMessage)
 class InboundMessageAdmin(ReadOnlyAdmin):
-    list_display = ("id", "from_email", "subject", "letter", "received_at")
-    search_fields = ("from_email", "subject")
+    list_display = ("id", "kind", "esp", "from_email", "subject", "letter", "matched_by",
+                    "parse_error", "received_at")
+    list_filter = ("kind", "esp", UnreadableFilter)
+    search_fields = ("from_email", "subject", "message_id")
 
     def scope(self, qs, user):
         # Unmatched messages (no letter) belong to no agency: unbound users only.

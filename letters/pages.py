@@ -322,8 +322,8 @@ def letter_timeline(letter: Letter) -> tuple[list[TimelineEntry], list[InboundMe
     entries += [
         # A reply left on the recipient page has no sender address (whoever holds the link).
         TimelineEntry(at=r.received_at, kind="reply",
-                      title=f"Reply from {r.from_email}" if r.from_email.strip()
-                      else "Reply (sender unknown)",
+                      title=f"{r.get_kind_display()} from {r.from_email}" if r.from_email.strip()
+                      else f"{r.get_kind_display()} (sender unknown)",
                       detail=r.subject, anchor=f"reply-{r.pk}")
         for r in replies
     ]

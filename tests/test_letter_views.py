@@ -477,3 +477,27 @@ def test_host_state_is_untouched_by_a_rejected_batch(client, bob, rita, campaign
     page = body(client.get(url("host_detail", campaign.slug, host.ip)))
     assert host_states.HOST_STATE_LABELS[host_states.CONTACT_RESOLVED] in page
     assert '<span class="lstate lstate-cancelled">Cancelled</span>' in page
+
+
+def test_the_letter_page_shows_what_came_back_by_kind(client, bob, sent_letter):
+    from letters.inbound.receive import receive_raw
+    from tests.letters.test_inbound_classify import GMAIL
+
+    raw = (GMAIL.replace("0123456789abcdef0123456789abcdef", sent_letter.idempotency_key)
+           .replace("abuse@gone-isp.example", sent_letter.email))
+    assert receive_raw(raw.encode(), source="pipe").kind == "bounce"
+    receive_raw((f"From: <{sent_letter.email}>\nSubject: Automatic reply\n"
+                 f"Auto-Submitted: auto-replied\nIn-Reply-To: {sent_letter.message_id}\n\n"
+                 "Away until Monday.\n").encode(), source="pipe")
+    client.force_login(bob)
+    page = body(client.get(url("letter_detail", sent_letter.campaign.slug, sent_letter.pk)))
+    section = page.split('id="replies"', 1)[1]
+    assert "Mail that came back" in page
+    assert 'status-inbound-bounce">Bounce</span>' in section
+    assert f"{sent_letter.email}</span> <code>5.1.1</code> — address gone" in section
+    assert 'status-inbound-auto_reply">Auto-reply</span>' in section
+    assert "Auto-Submitted: auto-replied (RFC 3834)" in section
+    assert "via pipe" in section
+    timeline = page.split('id="timeline"', 1)[1].split("</ol>", 1)[0]
+    assert "Bounce from mailer-daemon@googlemail.com" in timeline
+    assert f"Auto-reply from {sent_letter.email}" in timeline
