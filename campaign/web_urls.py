@@ -39,6 +39,7 @@ urlpatterns = [
     path("c/<slug:slug>/batches/<int:pk>/send/", letter_views.batch_send, name="batch_send"),
     path("c/<slug:slug>/letters/", letter_views.letter_list, name="letter_list"),
     path("c/<slug:slug>/letters/<int:pk>/", letter_views.letter_detail, name="letter_detail"),
+    path("c/<slug:slug>/deliverability/", letter_views.deliverability, name="deliverability"),
     path("c/<slug:slug>/letters/<int:pk>/preview/", letter_views.letter_preview,
          name="letter_preview"),
     path("c/<slug:slug>/letters/<int:pk>/remove/", letter_views.letter_remove,

@@ -17,6 +17,7 @@ from campaign import selectors as campaign_selectors
 from campaign.roles import has_perm
 from campaign.views import require_perm
 from letters import batches, errors, pages, sending, states, template_store
+from letters.deliverability import deliverability as deliverability_figures
 from letters.forms import (
     ApproveForm,
     BatchBuildForm,
@@ -197,6 +198,14 @@ def letter_list(request: HttpRequest, slug: str) -> HttpResponse:
         "letters_page": pages.letters_page(campaign, state=state, page=request.GET.get("page"),
                                            user=request.user),
     })
+
+
+@require_GET
+@require_perm("view_campaign")
+def deliverability(request: HttpRequest, slug: str) -> HttpResponse:
+    campaign = campaign_selectors.campaign_for(request.user, slug)
+    return render(request, "letters/deliverability.html", {
+        "campaign": campaign, **deliverability_figures(campaign, request.user)})
 
 
 @require_GET

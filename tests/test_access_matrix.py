@@ -120,6 +120,7 @@ def rows(w) -> list[Row]:
         Row("batch_submit", "post", "build_batch", (slug, batch), c, "acts", wrong="get"),
         Row("batch_send", "post", "send_batch", (slug, batch), c, "acts", wrong="get"),
         Row("letter_list", "get", "view_campaign", (slug,), c, wrong="post"),
+        Row("deliverability", "get", "view_campaign", (slug,), c, wrong="post"),
         Row("letter_detail", "get", "view_campaign", (slug, letter), c, wrong="post"),
         Row("letter_preview", "get", "view_campaign", (slug, letter), c, wrong="post"),
         Row("letter_remove", "post", "build_batch", (slug, letter), c, "acts", wrong="get"),

@@ -88,6 +88,7 @@ LAYER_MAP: tuple[tuple[str, str, str], ...] = (
     ("campaign.dashboard",               "reporting", ""),
     ("campaign.reports",                 "reporting", ""),
     ("letters.report",                   "reporting", ""),
+    ("letters.deliverability",           "reporting", ""),
     ("letters.report_sql",               "reporting", ""),
     ("letters.outcomes",                 "reporting", ""),
     ("letters.effect",                   "reporting", ""),

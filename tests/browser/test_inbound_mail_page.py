@@ -58,3 +58,19 @@ def test_what_came_back_reads_well_on_the_letter_page(browser, live_url, came_ba
         assert "Bounce" in bounce and "5.1.1" in bounce and "address gone" in bounce
     finally:
         page.close()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_deliverability_page_reads_well(browser, live_url, came_back, bob, width):
+    campaign, _ja, _bg = came_back
+    page = browser.new_page(base_url=live_url, viewport={"width": width, "height": 900})
+    try:
+        login(page, "bob")
+        path = f"/c/{campaign.slug}/deliverability/"
+        assert too_wide(page, path, width) == []
+        counts = page.locator("#deliverability-counts").inner_text().upper()  # CSS caps
+        assert "BOUNCED FOR GOOD\n1" in counts and "REPLIES FROM PEOPLE\n1" in counts
+        assert "AUTO-REPLIES\n1" in counts and "HOSTS GIVEN A FALLBACK CONTACT\n1" in counts
+        screenshot(page, f"deliverability-{width}")
+    finally:
+        page.close()
