@@ -17,6 +17,10 @@ class Agency(models.Model):
     reply_to = models.EmailField(blank=True)
     # Bounces come back to bounces+<letter token>@this domain (VERP); empty: BOUNCE_DOMAIN.
     bounce_domain = models.CharField(max_length=253, blank=True)
+    # DKIM for letters sent through the agency's own mail server (letters/dkim_signing.py):
+    # the selector and the path of the PEM key file on this server; empty: DKIM_* settings.
+    dkim_selector = models.CharField(max_length=63, blank=True)
+    dkim_key_file = models.CharField(max_length=500, blank=True)
     letterhead = models.TextField(blank=True)
     signature = models.TextField(blank=True)
     default_language = models.CharField(max_length=10, default="en")

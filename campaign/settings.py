@@ -225,6 +225,11 @@ LOGIN_LOCKOUT_SECONDS = int(env_float("LOGIN_LOCKOUT_SECONDS", 900))
 # (an agency's own bounce domain wins); empty: the From address, as without VERP.
 BOUNCE_DOMAIN = env_str("BOUNCE_DOMAIN")
 BOUNCE_LOCAL_PART = env_str("BOUNCE_LOCAL_PART", "bounces")
+# DKIM (letters/dkim_signing.py): letters sent through our own SMTP are signed when a selector
+# and a PEM key file are set (an agency's own win); the domain defaults to the sender's.
+DKIM_SELECTOR = env_str("DKIM_SELECTOR")
+DKIM_PRIVATE_KEY_FILE = env_str("DKIM_PRIVATE_KEY_FILE")
+DKIM_DOMAIN = env_str("DKIM_DOMAIN")
 # The bounce mailbox the poller reads (imaps://user:password@host:port/MAILBOX); handled mail
 # is moved to INBOUND_IMAP_DONE_FOLDER. Unset: no poller (an MTA pipes into receive_mail).
 INBOUND_IMAP_URL = env_str("INBOUND_IMAP_URL")

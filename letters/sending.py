@@ -31,6 +31,7 @@ from campaign.audit import record
 from campaign.hosts import transition_host
 from letters import cadence, catalogs, holdout, states
 from letters.batches import drop_links, move_batch
+from letters.dkim_signing import DkimKey, key_for, signature_header
 from letters.errors import LetterError, check_perm
 from letters.inbound.verp import verp_address
 from letters.models import Batch, ContactPreference, Letter, LetterHost
@@ -101,6 +102,8 @@ def start_sending(*, batch: Batch, actor=None) -> Batch:
 class LetterMessage(EmailMultiAlternatives):
     """A letter as MIME for SMTP backends (ESP backends read the fields, not this MIME)."""
 
+    dkim_key: DkimKey | None = None  # set by build_message when the agency signs
+
     def message(self):
         msg = super().message()
         if not self.subject.isascii():
@@ -110,6 +113,10 @@ class LetterMessage(EmailMultiAlternatives):
             encoded = Header(self.subject, "utf-8", header_name="Subject").encode()
             del msg["Subject"]
             msg["Subject"] = " ".join(encoded.split())
+        if self.dkim_key is not None:
+            # Signed last, over the bytes the SMTP backend sends (it writes CRLF lines).
+            name, value = signature_header(msg.as_bytes(linesep="\r\n"), self.dkim_key)
+            msg[name] = value
         return msg
 
 
@@ -162,6 +169,8 @@ def build_message(letter: Letter) -> EmailMultiAlternatives:
         headers=headers,
     )
     message.attach_alternative(letter.body_html, "text/html")
+    if not settings.EMAIL_BACKEND.startswith("anymail."):
+        message.dkim_key = key_for(agency, sender)
     # anymail: echoed back on tracking events, so events find their letter without ids.
     message.metadata = {"letter": letter.idempotency_key}
     message.tags = ["letter", letter.kind]

@@ -132,6 +132,8 @@ def agency_context(campaign: Campaign, agency: Agency | None = None) -> dict:
         "sender_email": sender,
         "reply_to": agency.reply_to or sender,
         "bounce_domain": agency.bounce_domain or settings.BOUNCE_DOMAIN,
+        "dkim_selector": agency.dkim_selector,
+        "dkim_key_file": agency.dkim_key_file,
         "info_url": agency.info_url,
         "instructions_url": agency.instructions_url,
     }

@@ -158,6 +158,7 @@ def pages(w: dict) -> list[tuple[str, tuple, str]]:
         ("batch_create", (s,), ""), ("batch_detail", (s, w["batch"]), ""),
         ("batch_detail", (s, w["rejected"]), ""), ("batch_status", (s, w["batch"]), ""),
         ("letter_list", (s,), ""), ("letter_detail", (s, w["letter"]), ""),
+        ("deliverability", (s,), ""),
         ("letter_preview", (s, w["letter"]), ""), ("review_queue", (), ""),
         ("agency_list", (), ""), ("agency_settings", (w["agency"],), ""),
         ("template_edit", ("first_notice.body.html",), ""),
