@@ -42,7 +42,7 @@ def parse_networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
 
 def trusted_networks() -> tuple[Network, ...]:
     """settings.TRUSTED_PROXIES as networks (read per call: tests change the setting)."""
-    return parse_networks(tuple(getattr(settings, "TRUSTED_PROXIES", ()) or ()))
+    return parse_networks(tuple(settings.TRUSTED_PROXIES or ()))
 
 
 def _trusted(address, networks: tuple[Network, ...]) -> bool:

@@ -59,11 +59,11 @@ log = logging.getLogger(__name__)
 
 
 def _min_hosts() -> int:
-    return int(getattr(settings, "DASHBOARD_CACHE_MIN_HOSTS", 50_000))
+    return int(settings.DASHBOARD_CACHE_MIN_HOSTS)
 
 
 def _ttl() -> int:
-    return int(getattr(settings, "DASHBOARD_CACHE_SECONDS", 60))
+    return int(settings.DASHBOARD_CACHE_SECONDS)
 
 
 def _today() -> dt.date:
@@ -201,7 +201,7 @@ def _lock_key(campaign_id: int) -> str:
 
 
 def _stale_seconds() -> int:
-    return int(getattr(settings, "DASHBOARD_STALE_SECONDS", 300))
+    return int(settings.DASHBOARD_STALE_SECONDS)
 
 
 def _of(data: dict | None, campaign: Campaign) -> bool:

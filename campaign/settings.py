@@ -283,6 +283,11 @@ PROBE_LAB_ONLY = env_bool("PROBE_LAB_ONLY", False)
 PROBE_CANARY_DOMAIN = env_str("PROBE_CANARY_DOMAIN", "canary.invalid")
 PROBE_CANARY_ADDR = env_str("PROBE_CANARY_ADDR", "")
 PROBE_TIMEOUT = env_float("PROBE_TIMEOUT", 5.0)
+# Hosts per probe-run chunk (a Celery task each), connections at once per worker process, and
+# at once per /24 (IPv4) or /48 (IPv6) so one network is never flooded.
+PROBE_CHUNK_SIZE = int(env_float("PROBE_CHUNK_SIZE", 2000))
+PROBE_CONCURRENCY = int(env_float("PROBE_CONCURRENCY", 256))
+PROBE_PER_NETWORK = int(env_float("PROBE_PER_NETWORK", 8))
 RDAP_BOOTSTRAP_URL = env_str("RDAP_BOOTSTRAP_URL", "https://data.iana.org/rdap/")
 WHOIS_IANA_SERVER = env_str("WHOIS_IANA_SERVER", "whois.iana.org:43")
 # Abuse contacts: how long one registry answer stands for its whole network, and the steady
@@ -303,3 +308,16 @@ LOGGING = {
     # httpx logs every request at INFO: thousands of lines per RDAP run.
     "loggers": {"django.db.backends": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }
+
+# The dashboard caches its counts for campaigns of at least this many hosts, for this long;
+# past DASHBOARD_STALE_SECONDS a cached copy is refreshed before it is shown.
+DASHBOARD_CACHE_MIN_HOSTS = int(env_float("DASHBOARD_CACHE_MIN_HOSTS", 50_000))
+DASHBOARD_CACHE_SECONDS = int(env_float("DASHBOARD_CACHE_SECONDS", 60))
+DASHBOARD_STALE_SECONDS = int(env_float("DASHBOARD_STALE_SECONDS", 300))
+# Sending pace: letters per minute overall and per recipient domain (letters/throttle.py).
+LETTERS_PER_MINUTE = env_float("LETTERS_PER_MINUTE", 120)
+LETTERS_PER_DOMAIN_PER_MINUTE = env_float("LETTERS_PER_DOMAIN_PER_MINUTE", 20)
+# The recipient's page: how long a letter's link works at most, and its rate limits (merged
+# over letters.recipient.DEFAULT_LIMITS).
+RECIPIENT_LINK_MAX_AGE_DAYS = int(env_float("RECIPIENT_LINK_MAX_AGE_DAYS", 400))
+RECIPIENT_RATE_LIMITS: dict = {}

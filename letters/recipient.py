@@ -107,7 +107,7 @@ def letter_url(letter_key: str) -> str:
 
 
 def _max_age() -> int:
-    return int(getattr(settings, "RECIPIENT_LINK_MAX_AGE_DAYS", 400)) * 86400
+    return int(settings.RECIPIENT_LINK_MAX_AGE_DAYS) * 86400
 
 
 def letter_for_token(token: str) -> Letter | None:
@@ -139,7 +139,7 @@ class RateLimited(Exception):
 
 
 def _limit(scope: str) -> tuple[int, int]:
-    limits = {**DEFAULT_LIMITS, **getattr(settings, "RECIPIENT_RATE_LIMITS", {})}
+    limits = {**DEFAULT_LIMITS, **settings.RECIPIENT_RATE_LIMITS}
     return limits[scope]
 
 

@@ -75,8 +75,8 @@ class SendSummary:
 
 def throttle_from_settings() -> Throttle:
     return Throttle(
-        per_minute=getattr(settings, "LETTERS_PER_MINUTE", 120),
-        per_domain_per_minute=getattr(settings, "LETTERS_PER_DOMAIN_PER_MINUTE", 20),
+        per_minute=settings.LETTERS_PER_MINUTE,
+        per_domain_per_minute=settings.LETTERS_PER_DOMAIN_PER_MINUTE,
     )
 
 

@@ -52,10 +52,10 @@ def esp_of(view_class: type) -> str:
 
 def enabled_esps() -> frozenset[str]:
     """The ESPs whose webhooks answer: ANYMAIL_WEBHOOK_ESPS, else EMAIL_BACKEND's ESP."""
-    listed = getattr(settings, "ANYMAIL_WEBHOOK_ESPS", None)
+    listed = settings.ANYMAIL_WEBHOOK_ESPS
     if listed is not None:
         return frozenset(name.strip().lower() for name in listed if name.strip())
-    backend = getattr(settings, "EMAIL_BACKEND", "")
+    backend = settings.EMAIL_BACKEND
     if backend.startswith("anymail.backends."):
         return frozenset({backend.split(".")[2]})
     return frozenset()

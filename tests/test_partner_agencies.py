@@ -224,6 +224,7 @@ def _routes(w):
         ("contact_run_status", "get", "campaign", (slug, w.contact_run.pk)),
         ("host_list", "get", "campaign", (slug,)),
         ("letter_list", "get", "campaign", (slug,)),
+        ("deliverability", "get", "campaign", (slug,)),
         ("batch_create", "get", "campaign", (slug,)),
         # Agencies and templates (admin role): each agency sees its own settings only.
         ("agency_list", "get", "all", ()),
@@ -478,3 +479,17 @@ def test_the_do_not_contact_list_shows_every_entry_and_binds_everyone(client, wo
         assert f"{mine}: " in page and f"{theirs}: " not in page
     # The list binds every agency's sending.
     assert is_suppressed("noc@lead-only.example") and is_suppressed("noc@partner-only.example")
+
+
+def test_the_deliverability_page_counts_each_agency_s_own_letters(world):
+    from django.utils import timezone
+
+    from letters.deliverability import deliverability
+    from letters.models import Letter
+
+    Letter.objects.filter(pk=world.a_letter.pk).update(state="bounced", sent_at=timezone.now())
+    Letter.objects.filter(pk=world.b_letter.pk).update(state="sent", sent_at=timezone.now())
+    mine = deliverability(world.joint, world.users.a)
+    theirs = deliverability(world.joint, world.users.b)
+    assert (mine["sent"], mine["bounced"]) == (1, 1)
+    assert (theirs["sent"], theirs["bounced"]) == (1, 0)

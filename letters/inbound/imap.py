@@ -72,7 +72,7 @@ class FetchSummary:
 
 
 def _connect(account: ImapAccount) -> imaplib.IMAP4:
-    timeout = getattr(settings, "INBOUND_IMAP_TIMEOUT", 30)
+    timeout = settings.INBOUND_IMAP_TIMEOUT
     if account.secure:
         client = imaplib.IMAP4_SSL(account.host, account.port,
                                    ssl_context=ssl.create_default_context(), timeout=timeout)

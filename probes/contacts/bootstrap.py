@@ -26,7 +26,7 @@ BOOTSTRAP_MAX_BYTES = 2 * 1024 * 1024
 
 
 def bootstrap_dir() -> Path:
-    return Path(getattr(settings, "RDAP_BOOTSTRAP_DIR", None) or settings.VAR_DIR / "rdap")
+    return Path(settings.RDAP_BOOTSTRAP_DIR or settings.VAR_DIR / "rdap")
 
 
 def load_bootstrap() -> rdap.Bootstrap:

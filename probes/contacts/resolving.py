@@ -50,7 +50,7 @@ PROVISIONAL_DAYS = 1
 
 def build_lookup(counter: QueryCounter | None = None) -> ContactLookup:
     counter = counter or QueryCounter()
-    limiter = RateLimiter(per_second=float(getattr(settings, "CONTACT_LOOKUPS_PER_SECOND", 10)))
+    limiter = RateLimiter(per_second=float(settings.CONTACT_LOOKUPS_PER_SECOND))
     timeout = float(settings.PROBE_TIMEOUT)
     start = whois.parse_server(settings.WHOIS_IANA_SERVER)
     if start is None:
@@ -79,7 +79,7 @@ class ResolveSummary:
 
 
 def cache_days() -> float:
-    return float(getattr(settings, "CONTACT_CACHE_DAYS", 30))
+    return float(settings.CONTACT_CACHE_DAYS)
 
 
 def _retry_delay(attempts: int) -> timedelta:

@@ -51,7 +51,6 @@ PROXY_DEFAULT_PORTS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (1080, (SOCKS5, SOCKS4)),
 )
 MAX_LISTED_PORTS = 8  # per kind: a host listed on 500 ports is not probed on 500 ports
-DEFAULT_CHUNK_SIZE = 2000
 # States whose hosts are re-probed when their last probe is older than the campaign's
 # interval: they are on the way to a letter, which must rest on a fresh "open". Notified
 # hosts are re-tested by follow-ups on their own delay.
@@ -164,7 +163,7 @@ def create_probe_run(
 
 
 def chunks(run: ProbeRun, size: int | None = None) -> list[list[int]]:
-    size = size or int(getattr(settings, "PROBE_CHUNK_SIZE", DEFAULT_CHUNK_SIZE))
+    size = size or int(settings.PROBE_CHUNK_SIZE)
     ids = list(run.host_ids)
     return [ids[i:i + size] for i in range(0, len(ids), size)]
 
@@ -223,8 +222,8 @@ def probe_chunk(run: ProbeRun, host_ids: list[int], progress: Progress | None = 
         try:
             engine.probe_plans(
                 plans, config, on_host=finished.put,
-                concurrency=int(getattr(settings, "PROBE_CONCURRENCY", engine.DEFAULT_CONCURRENCY)),
-                per_network=int(getattr(settings, "PROBE_PER_NETWORK", engine.DEFAULT_PER_NETWORK)),
+                concurrency=int(settings.PROBE_CONCURRENCY),
+                per_network=int(settings.PROBE_PER_NETWORK),
             )
         except BaseException as exc:  # re-raised on the caller's thread below
             failure.append(exc)
