@@ -40,6 +40,7 @@ def deliverability(campaign: Campaign, user=None) -> dict:
     contacts = Contact.objects.filter(host__in=hosts).exclude(fallbacks=[])
     fallback_hosts = contacts.count()
     postal_next = contacts.filter(status=Contact.NO_CONTACT).count()
+    postal_known = contacts.filter(status=Contact.NO_CONTACT).exclude(postal_address="").count()
     return {
         "sent": sent.count(),
         "delivered": sent.filter(Q(delivered_at__isnull=False)
@@ -51,6 +52,7 @@ def deliverability(campaign: Campaign, user=None) -> dict:
         "replies": inbound.get(InboundMessage.REPLY, 0),
         "fallback_hosts": fallback_hosts,
         "postal_next": postal_next,
+        "postal_known": postal_known,
         "registries": registry_rows(sent),
     }
 

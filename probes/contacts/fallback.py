@@ -8,7 +8,8 @@ list:
    registrant, in that order (RDAP entity roles; WHOIS tech-c, admin-c, e-mail lines);
 3. `abuse@` of the network's own domain (RFC 2142's mailbox), taken from the domains of the
    addresses above;
-4. none left: the contact becomes `no_contact` and says a postal letter is next.
+4. none left: the contact becomes `no_contact` and says a postal letter is next, with the
+   postal address of the registry answer (probes.contacts.postal) when it holds one.
 
 Each step is kept on the contact (`Contact.fallbacks`) with why it was taken, and audited.
 The host goes back to `contact_resolved` so the next batch writes to the new address, still
@@ -29,6 +30,7 @@ from campaign.audit import record
 from campaign.hosts import transition_host
 from probes.contacts import rdap, whois
 from probes.contacts.models import Contact, NetworkRecord
+from probes.contacts.postal import postal_address
 from probes.contacts.records import clean_email
 from probes.contacts.selectors import SuppressionList
 
@@ -108,11 +110,16 @@ def fall_back(contact: Contact, *, failed_email: str, reason: str) -> Step | Non
     history = list(contact.fallbacks)
     host = contact.host
     if nxt is None:
-        history.append({"email": "", "role": "postal", "source": "", "why": POSTAL_NEXT,
-                        "replaced": contact.email, "reason": reason, "at": now.isoformat()})
+        postal = postal_address(contact.network)
+        why = (f"{POSTAL_NEXT}, to the address in the {postal.source.upper()} record "
+               f"({postal.role})" if postal else f"{POSTAL_NEXT}, but the registry's answer "
+               "holds no postal address either")
+        history.append({"email": "", "role": "postal", "source": postal.source if postal else "",
+                        "why": why, "replaced": contact.email, "reason": reason,
+                        "at": now.isoformat()})
         Contact.objects.filter(pk=contact.pk).update(
-            status=Contact.NO_CONTACT, fallbacks=history, last_error=POSTAL_NEXT[:500],
-            updated_at=now)
+            status=Contact.NO_CONTACT, fallbacks=history, last_error=why[:500],
+            postal_address=postal.text if postal else "", updated_at=now)
         if host.state in (host_states.NOTIFIED, host_states.CONTACT_RESOLVED):
             transition_host(host, host_states.NO_CONTACT, reason=f"{reason}; {POSTAL_NEXT}",
                             after_bounce=True)

@@ -149,6 +149,9 @@ class Contact(models.Model):
     # The fallback chain walked so far (probes/contacts/fallback.py), oldest first:
     # [{"email", "role", "source", "why", "replaced", "at"}].
     fallbacks = models.JSONField(default=list, blank=True)
+    # Where a postal letter goes once no e-mail address is left (probes/contacts/postal.py):
+    # the name and lines as the registry gives them, one per line; empty if it gives none.
+    postal_address = models.TextField(blank=True)
     # Set when a recipient says "not my server / wrong contact" on their letter's page.
     review_requested_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)

@@ -53,7 +53,8 @@ def test_the_figures(campaign, fared):
     found = deliverability(campaign)
     assert {k: v for k, v in found.items() if k != "registries"} == {
         "sent": 6, "delivered": 0, "bounced": 1, "temporary": 1, "complaints": 1,
-        "auto_replies": 1, "replies": 1, "fallback_hosts": 1, "postal_next": 0}
+        "auto_replies": 1, "replies": 1, "fallback_hosts": 1, "postal_next": 0,
+        "postal_known": 0}
     stale, fresh = found["registries"]
     assert (stale.registry, stale.sent, stale.bounced, stale.bounce_rate) == (
         "https://rdap.stale.example/", 2, 1, 0.5)

@@ -32,6 +32,7 @@ def network_from(fixture: str, *, start: str, end: str, source: str = "rdap") ->
     return NetworkRecord.objects.create(
         network="99.232.0.0/17", start_address=start, end_address=end, raw=raw,
         source=source, email="abuse@harborline-comms.example",
+        organisation="Harborline Communications, LLC",
         evidence={"queried": "99.232.84.14"},
         expires_at=timezone.now() + timedelta(days=30))
 
@@ -107,7 +108,11 @@ def test_each_permanent_bounce_moves_the_host_to_its_next_contact_then_postal(
     assert third.email == "ipadmin@harborline-comms.example"
     bounce(third)
     contact = Contact.objects.get(host=harborline)
-    assert contact.status == Contact.NO_CONTACT and contact.last_error == POSTAL_NEXT
+    assert contact.status == Contact.NO_CONTACT
+    assert contact.last_error == (f"{POSTAL_NEXT}, to the address in the RDAP record "
+                                  "(registrant)")
+    assert contact.postal_address == ("Harborline Communications, LLC\n4100 Pier Avenue\n"
+                                      "Suite 300\nNorfolk\nVA\n23510\nUnited States")
     assert [h["role"] for h in contact.fallbacks] == ["technical", "administrative", "postal"]
     assert Host.objects.get(pk=harborline.pk).state == host_states.NO_CONTACT
     assert AuditEvent.objects.filter(action="contact.fallback_exhausted").count() == 1
@@ -165,3 +170,19 @@ def test_the_whois_answer_gives_its_other_roles_too(campaign, finding):
     assert chain[0].role == "abuse" and len(chain) >= 2
     assert {s.source for s in chain[1:]} <= {"whois", "domain"}
     assert json.dumps([s.email for s in chain])  # plain addresses, storable
+
+
+def test_the_host_page_shows_the_chain_and_the_postal_address(client, harborline, campaign,
+                                                              bob, rita):
+    from django.urls import reverse
+
+    for _ in range(3):
+        bounce(send_next(campaign, bob, rita))
+    client.force_login(bob)
+    page = client.get(reverse("host_detail", args=[campaign.slug, harborline.ip])).content.decode()
+    chain = page.split('data-field="contact-fallbacks"', 1)[1].split("</details>", 1)[0]
+    assert "After bounces (3)" in chain
+    assert "abuse@harborline-comms.example → <strong>noc@harborline-comms.example</strong>" in chain
+    assert "<strong>postal letter</strong>" in chain
+    postal = page.split('data-field="contact-postal"', 1)[1].split("</address>", 1)[0]
+    assert "Harborline Communications, LLC<br>4100 Pier Avenue<br>Suite 300" in postal
