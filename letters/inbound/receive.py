@@ -133,7 +133,7 @@ def receive_message(message: Message, *, source: str, raw: bytes | None = None,
             stored = InboundMessage.objects.create(
                 letter=letter, esp=mailtext.one_line(source, 40), kind=kind,
                 reason=found.reason[:200], matched_by=matched_by,
-                recipients=result.recipients, raw=raw, digest=digest,
+                recipients=result.recipients, raw=raw[:kinds.MAX_MESSAGE_BYTES], digest=digest,
                 from_email=found.sender or mailtext.header_text(message, "From", 254),
                 to=", ".join(mailtext.addresses(message, "To"))[:2000],
                 subject=found.subject,
