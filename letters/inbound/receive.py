@@ -15,7 +15,8 @@ parsed message. What it does, per kind (letters.inbound.classify):
 Matching, first hit wins: the VERP token of the address it was delivered to
 (`bounces+TOKEN@…`, the letter's own return path); a Message-ID it names (In-Reply-To,
 References, the returned letter's headers); for bounces and complaints, the bounced address
-among letters sent to it in the last 30 days; for replies, the sender's latest letter.
+among letters sent to it in the last 30 days; for replies, the sender's latest letter. Only
+the first two suppress an address or move a contact (see TRUSTED_MATCHES).
 
 Each message is recorded once: its sha256 is unique, so an MTA or poller that delivers it
 again (after a crash, a retry) changes nothing the second time. A message that cannot be
@@ -143,7 +144,7 @@ def receive_message(message: Message, *, source: str, raw: bytes | None = None,
                 in_reply_to=" ".join(found.message_ids)[:2000],
             )
             if letter is not None:
-                _act(letter, found, kind, stored, source)
+                _act(letter, found, kind, stored, source, matched_by)
     except IntegrityError:
         existing = InboundMessage.objects.filter(digest=digest).first()
         if existing is None:
@@ -179,15 +180,24 @@ def _keep_unreadable(raw: bytes, source: str, error: str, *, dry_run: bool) -> R
     return result
 
 
+# Matches only a person who received the letter (or its mail system) could make: the VERP
+# token is unguessable, the Message-ID is in the letter. A match by the bounced address alone
+# could be forged by anyone who knows we wrote to it, so it marks the letter but suppresses
+# nothing and moves no contact: staff see it on the letter's page and decide.
+TRUSTED_MATCHES = ("verp", "message_id")
+
+
 def _act(letter: Letter, found: Classification, kind: str, stored: InboundMessage,
-         source: str) -> None:
-    data = {"via": source, "inbound": stored.pk}
+         source: str, matched_by: str) -> None:
+    data = {"via": source, "inbound": stored.pk, "matched_by": matched_by}
+    trusted = matched_by in TRUSTED_MATCHES
     if kind == kinds.REPLY:
         move_letter(letter, states.REPLIED, data=data)
         return
     if kind == kinds.COMPLAINT:
         move_letter(letter, states.COMPLAINED, data={**data, "feedback": found.feedback_type})
-        for recipient in found.recipients or [kinds.BouncedRecipient(letter.email, "", True)]:
+        for recipient in (found.recipients or [kinds.BouncedRecipient(letter.email, "", True)]
+                          if trusted else []):
             suppress_address(recipient.address, letter=letter, source="complaint",
                              reason=f"complaint ({found.feedback_type}) for letter {letter.pk}")
         return
@@ -207,6 +217,8 @@ def _act(letter: Letter, found: Classification, kind: str, stored: InboundMessag
         first = permanent[0]
         move_letter(letter, states.BOUNCED,
                     data={**data, "status": first.status, "recipient": first.address})
+        if not trusted:
+            return
         for recipient in permanent:
             suppress_address(recipient.address, letter=letter, source="bounce",
                              reason=f"bounce {recipient.status} for letter {letter.pk}")

@@ -122,6 +122,14 @@ def test_without_token_or_message_id_the_recipient_written_to_recently_is_matche
            .replace("<letter-42.abc@secureyourserver.ftc.example>", "<other@elsewhere>"))
     assert receive(raw) == f"kind=bounce letter={gone.pk} recipients=1"
     assert InboundMessage.objects.get().matched_by == "recipient"
+    # Anyone who knows we wrote to an address could send this: the letter is marked
+    # bounced, but nothing is suppressed and no contact moves until a person looks.
+    gone.refresh_from_db()
+    assert gone.state == states.BOUNCED
+    assert not Suppression.objects.exists()
+    from probes.contacts.models import Contact
+
+    assert Contact.objects.get(host__letter_links__letter=gone).email == gone.email
 
 
 def test_a_full_mailbox_is_recorded_and_changes_nothing_else(sent):
