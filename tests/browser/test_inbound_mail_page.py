@@ -74,3 +74,32 @@ def test_the_deliverability_page_reads_well(browser, live_url, came_back, bob, w
         screenshot(page, f"deliverability-{width}")
     finally:
         page.close()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_host_page_shows_the_fallback_chain_and_postal_address(browser, live_url, campaign,
+                                                                  bob, rita, finding, width):
+    from probes.contacts.models import Contact
+    from tests.letters.test_fallback import ARIN, network_from
+
+    host = finding(email="abuse@harborline-comms.example", country="US", ip="99.232.84.14")
+    Contact.objects.filter(host=host).update(
+        network=network_from(ARIN, start="99.232.0.0", end="99.232.127.255"))
+    for _ in range(3):
+        sending.send_batch(batch=approved_batch(campaign, bob, rita))
+        letter = Letter.objects.order_by("-id").first()
+        receive_raw(GMAIL.replace("0123456789abcdef0123456789abcdef", letter.idempotency_key)
+                    .replace("abuse@gone-isp.example", letter.email).encode(), source="pipe")
+    page = browser.new_page(base_url=live_url, viewport={"width": width, "height": 900})
+    try:
+        login(page, "bob")
+        path = f"/c/{campaign.slug}/hosts/{host.ip}/"
+        assert too_wide(page, path, width) == []
+        page.locator('[data-field="contact-fallbacks"] summary').click()
+        chain = page.locator('[data-field="contact-fallbacks"]').inner_text()
+        assert "noc@harborline-comms.example" in chain and "postal letter" in chain
+        assert "4100 Pier Avenue" in page.locator('[data-field="contact-postal"]').inner_text()
+        page.locator("#contact").scroll_into_view_if_needed()
+        screenshot(page, f"host-fallback-chain-{width}")
+    finally:
+        page.close()
