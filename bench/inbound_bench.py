@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import imaplib
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -97,6 +98,8 @@ def main() -> int:
     parser.add_argument("--letters", type=int, default=2_000)
     args = parser.parse_args()
 
+    if shutil.which("dovecot") is None:
+        sys.exit("inbound_bench needs Debian's dovecot-imapd: bash .ci/install-system-packages")
     settings.MIGRATION_MODULES = _NoMigrations()
     settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = (
         settings.DATABASES["default"]["NAME"] + "_bench")
