@@ -37,22 +37,23 @@ def deliverability(campaign: Campaign, user=None) -> dict:
     deferred = (LetterEvent.objects.filter(letter__in=sent, event_type="deferred")
                 .values("letter").distinct().count())
     hosts = LetterHost.objects.filter(letter__in=sent, dropped=False).values("host")
-    contacts = Contact.objects.filter(host__in=hosts).exclude(fallbacks=[])
-    fallback_hosts = contacts.count()
-    postal_next = contacts.filter(status=Contact.NO_CONTACT).count()
-    postal_known = contacts.filter(status=Contact.NO_CONTACT).exclude(postal_address="").count()
+    no_contact = Q(status=Contact.NO_CONTACT)
+    fallbacks = (Contact.objects.filter(host__in=hosts).exclude(fallbacks=[]).aggregate(
+        hosts=Count("id"), postal_next=Count("id", filter=no_contact),
+        postal_known=Count("id", filter=no_contact & ~Q(postal_address=""))))
+    totals = sent.aggregate(
+        sent=Count("id"),
+        delivered=Count("id", filter=Q(delivered_at__isnull=False) | Q(state=states.DELIVERED)))
     return {
-        "sent": sent.count(),
-        "delivered": sent.filter(Q(delivered_at__isnull=False)
-                                 | Q(state=states.DELIVERED)).count(),
+        **totals,
         "bounced": by_state.get(states.BOUNCED, 0),
         "temporary": deferred,
         "complaints": by_state.get(states.COMPLAINED, 0),
         "auto_replies": inbound.get(InboundMessage.AUTO_REPLY, 0),
         "replies": inbound.get(InboundMessage.REPLY, 0),
-        "fallback_hosts": fallback_hosts,
-        "postal_next": postal_next,
-        "postal_known": postal_known,
+        "fallback_hosts": fallbacks["hosts"],
+        "postal_next": fallbacks["postal_next"],
+        "postal_known": fallbacks["postal_known"],
         "registries": registry_rows(sent),
     }
 

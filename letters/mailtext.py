@@ -105,6 +105,12 @@ def body_text(message: Message, content_type: str) -> str:
         return ""
     if part is None:
         return ""
+    return part_text(part)
+
+
+def part_text(part: Message, default_charset: str = "us-ascii") -> str:
+    """One part's payload as text, decoded as best we can (transfer encoding, charset;
+    `default_charset` for a part that names none)."""
     try:
         payload = part.get_payload(decode=True)
     except Exception:  # a transfer encoding that does not decode: the raw payload, then
@@ -112,9 +118,9 @@ def body_text(message: Message, content_type: str) -> str:
     if payload is None:
         return ""
     if not isinstance(payload, bytes):
-        return clean_text(payload)
+        return clean_text(payload) if isinstance(payload, str) else ""
     try:
-        text = payload.decode(part.get_content_charset() or "us-ascii", "replace")
+        text = payload.decode(part.get_content_charset() or default_charset, "replace")
     except Exception:  # an unknown charset, or one with a NUL in its name
         text = payload.decode("utf-8", "replace")
     return clean_text(text.replace("\r\n", "\n").replace("\r", "\n"))

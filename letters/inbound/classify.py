@@ -171,9 +171,7 @@ def _field_blocks(part: Message) -> list[Message]:
     payload = part.get_payload()
     if isinstance(payload, list):
         return [p for p in payload if isinstance(p, Message)]
-    text = payload if isinstance(payload, str) else ""
-    if isinstance(part.get_payload(decode=True), bytes) and not text:
-        text = part.get_payload(decode=True).decode("utf-8", "replace")
+    text = _text(part)
     blocks = []
     for chunk in re.split(r"\r?\n\s*\r?\n", text.strip()):
         if chunk.strip():
@@ -202,24 +200,14 @@ def _returned_message_ids(message: Message) -> list[str]:
                 if isinstance(returned, Message):
                     ids += mailtext.header_values(returned, "Message-ID")
         elif ctype in ("text/rfc822-headers", "text/plain", "message/global-headers"):
-            text = mailtext.body_text(part, ctype) if part.is_multipart() else _text(part)
-            ids += re.findall(r"(?im)^message-id:\s*(<[^>\s]{1,250}>)", text)
+            ids += re.findall(r"(?im)^message-id:\s*(<[^>\s]{1,250}>)",
+                              _text(part))
     return [mailtext.one_line(i, 255) for i in ids if i.strip()]
 
 
 def _text(part: Message) -> str:
-    try:
-        payload = part.get_payload(decode=True)
-    except Exception:
-        payload = None
-    if isinstance(payload, bytes):
-        try:
-            return mailtext.clean_text(
-                payload.decode(part.get_content_charset() or "utf-8", "replace"))
-        except Exception:  # an unknown charset, or one with a NUL in its name
-            return mailtext.clean_text(payload.decode("utf-8", "replace"))
-    value = part.get_payload()
-    return mailtext.clean_text(value) if isinstance(value, str) else ""
+    # Mail servers write their reports in UTF-8 when they name no charset.
+    return mailtext.part_text(part, default_charset="utf-8")
 
 
 def _all_text(message: Message, limit: int = 200_000) -> str:
@@ -307,10 +295,11 @@ def _looks_like_a_report(message: Message) -> bool:
     sender = " ".join(mailtext.header_values(message, "From")
                       + mailtext.header_values(message, "Sender"))
     subject = mailtext.header_text(message, "Subject")
-    return_path = " ".join(mailtext.header_values(message, "Return-Path")).strip()
+    # A null envelope sender (`Return-Path: <>`) is what RFC 5321 gives delivery reports.
+    return_paths = mailtext.header_values(message, "Return-Path")
+    null_sender = bool(return_paths) and " ".join(return_paths).strip() in ("<>", "")
     return (bool(_BOUNCE_SENDER.search(sender)) or bool(_BOUNCE_SUBJECT.search(subject))
-            or return_path in ("<>", "") and bool(mailtext.header_values(message, "Return-Path"))
-            or _report_type(message) == "delivery-status")
+            or null_sender or _report_type(message) == "delivery-status")
 
 
 def _heuristic_recipients(message: Message) -> list[BouncedRecipient]:
@@ -322,8 +311,9 @@ def _heuristic_recipients(message: Message) -> list[BouncedRecipient]:
     out: dict[str, BouncedRecipient] = {}
     for raw_address, warning in [(a, False) for a in sorted(permanent)] + [
             (a, True) for a in sorted(temporary)]:
-        address = clean_email(raw_address.decode("utf-8", "replace")
-                                       if isinstance(raw_address, bytes) else str(raw_address))
+        if isinstance(raw_address, bytes):
+            raw_address = raw_address.decode("utf-8", "replace")
+        address = clean_email(str(raw_address))
         if not address or address.lower() in out:
             continue
         diagnostic = _near(text, address)

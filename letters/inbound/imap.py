@@ -20,7 +20,7 @@ import re
 import ssl
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
@@ -61,11 +61,11 @@ class ImapAccount:
 @dataclass
 class FetchSummary:
     fetched: int = 0
-    counts: Counter | None = None
+    counts: Counter = field(default_factory=Counter)
 
     @property
     def line(self) -> str:
-        c = self.counts or Counter()
+        c = self.counts
         return (f"fetched={self.fetched} bounces={c[kinds.BOUNCE]} "
                 f"complaints={c[kinds.COMPLAINT]} auto_replies={c[kinds.AUTO_REPLY]} "
                 f"replies={c[kinds.REPLY]} unmatched={c[kinds.UNMATCHED]}")
@@ -98,7 +98,7 @@ def fetch_mail(url: str | None = None, *, done_folder: str | None = None,
     """Receive every message in the mailbox, moving each to the done folder once recorded."""
     account = ImapAccount.from_url(url or settings.INBOUND_IMAP_URL)
     done_folder = done_folder or settings.INBOUND_IMAP_DONE_FOLDER
-    summary = FetchSummary(counts=Counter())
+    summary = FetchSummary()
     client = _connect(account)
     try:
         client.create(_quote(done_folder))  # NO when it exists: fine

@@ -55,7 +55,7 @@ class Received:
     recipients: list[dict] = field(default_factory=list)
     matched_by: str = ""
     reason: str = ""
-    stored_id: int | None = None
+    stored: InboundMessage | None = None  # the row it is kept as (the earlier one if a repeat)
     duplicate: bool = False
     error: str = ""
 
@@ -149,9 +149,9 @@ def receive_message(message: Message, *, source: str, raw: bytes | None = None,
         existing = InboundMessage.objects.filter(digest=digest).first()
         if existing is None:
             raise
-        result.duplicate, result.stored_id = True, existing.pk
+        result.duplicate, result.stored = True, existing
         return result
-    result.stored_id = stored.pk
+    result.stored = stored
     return result
 
 
@@ -160,8 +160,7 @@ def record_inbound(message: Message, esp_name: str) -> InboundMessage | None:
     or an auto-reply that arrives this way is one, not a reply. Whatever the message holds
     (see letters.mailtext) it is stored: a stranger's broken mail must not make the webhook
     fail, or the ESP would send it again forever."""
-    received = receive_message(message, source=esp_name)
-    return InboundMessage.objects.filter(pk=received.stored_id).first()
+    return receive_message(message, source=esp_name).stored
 
 
 def _keep_unreadable(raw: bytes, source: str, error: str, *, dry_run: bool) -> Received:
@@ -176,7 +175,7 @@ def _keep_unreadable(raw: bytes, source: str, error: str, *, dry_run: bool) -> R
             "parse_error": error[:300],
             "text": mailtext.clean_text(raw[:20_000].decode("utf-8", "replace")),
         })
-    result.stored_id, result.duplicate = stored.pk, not created
+    result.stored, result.duplicate = stored, not created
     return result
 
 
