@@ -33,7 +33,11 @@ from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from tests.letters.imap_server import HOST, PASSWORD, USER, Dovecot  # noqa: E402
-from tests.letters.test_inbound_classify import ARF, EXIM_FULL, GMAIL  # noqa: E402
+from tests.letters.test_inbound_classify import (  # noqa: E402
+    arf_complaint,
+    exim_full,
+    gmail_bounce,
+)
 
 
 class _NoMigrations(dict):
@@ -53,14 +57,11 @@ def messages_for(letters: list, count: int) -> list[bytes]:
         key, email, mid = letter.idempotency_key, letter.email, letter.message_id
         pick = i % 20
         if pick < 7:
-            raw = (GMAIL.replace("0123456789abcdef0123456789abcdef", key)
-                   .replace("abuse@gone-isp.example", email))
+            raw = gmail_bounce(key, email)
         elif pick < 10:
-            raw = (EXIM_FULL.replace("00112233445566778899aabbccddeeff", key)
-                   .replace("postmaster@isp.example", email))
+            raw = exim_full(key, email)
         elif pick < 12:
-            raw = (ARF.replace("0123456789abcdef0123456789abcdef", key)
-                   .replace("hostmaster@complainer.example", email))
+            raw = arf_complaint(key, email)
         elif pick < 16:
             raw = (f"From: <{email}>\nSubject: Automatic reply: your letter\n"
                    f"Auto-Submitted: auto-replied\nIn-Reply-To: {mid}\n\nI am away.\n")

@@ -481,10 +481,9 @@ def test_host_state_is_untouched_by_a_rejected_batch(client, bob, rita, campaign
 
 def test_the_letter_page_shows_what_came_back_by_kind(client, bob, sent_letter):
     from letters.inbound.receive import receive_raw
-    from tests.letters.test_inbound_classify import GMAIL
+    from tests.letters.test_inbound_classify import gmail_bounce
 
-    raw = (GMAIL.replace("0123456789abcdef0123456789abcdef", sent_letter.idempotency_key)
-           .replace("abuse@gone-isp.example", sent_letter.email))
+    raw = gmail_bounce(sent_letter.idempotency_key, sent_letter.email)
     assert receive_raw(raw.encode(), source="pipe").kind == "bounce"
     receive_raw((f"From: <{sent_letter.email}>\nSubject: Automatic reply\n"
                  f"Auto-Submitted: auto-replied\nIn-Reply-To: {sent_letter.message_id}\n\n"

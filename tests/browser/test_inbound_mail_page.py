@@ -11,7 +11,7 @@ from tests.browser.conftest import login, screenshot
 from tests.browser.test_staff_layout import too_wide
 from tests.letters import conftest as letters_fixtures
 from tests.letters.helpers import approved_batch
-from tests.letters.test_inbound_classify import GMAIL
+from tests.letters.test_inbound_classify import gmail_bounce
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -27,8 +27,7 @@ def came_back(campaign, bob, rita, finding):
     sending.send_batch(batch=approved_batch(campaign, bob, rita))
     ja = Letter.objects.get(email="noc@isp.jp.example")
     bg = Letter.objects.get(email="abuse@isp.bg.example")
-    receive_raw(GMAIL.replace("0123456789abcdef0123456789abcdef", ja.idempotency_key)
-                .replace("abuse@gone-isp.example", ja.email).encode(), source="pipe")
+    receive_raw(gmail_bounce(ja.idempotency_key, ja.email).encode(), source="pipe")
     receive_raw((f"From: =?utf-8?b?0JjQstCw0L0=?= <{bg.email}>\n"
                  "Subject: =?utf-8?b?0J7RgtCz0L7QstC+0YA6INC30LDRgtCy0L7RgNC10L3Qvg==?=\n"
                  f"In-Reply-To: {bg.message_id}\nContent-Type: text/plain; charset=utf-8\n"
@@ -88,8 +87,8 @@ def test_the_host_page_shows_the_fallback_chain_and_postal_address(browser, live
     for _ in range(3):
         sending.send_batch(batch=approved_batch(campaign, bob, rita))
         letter = Letter.objects.order_by("-id").first()
-        receive_raw(GMAIL.replace("0123456789abcdef0123456789abcdef", letter.idempotency_key)
-                    .replace("abuse@gone-isp.example", letter.email).encode(), source="pipe")
+        receive_raw(gmail_bounce(letter.idempotency_key, letter.email).encode(),
+                    source="pipe")
     page = browser.new_page(base_url=live_url, viewport={"width": width, "height": 900})
     try:
         login(page, "bob")

@@ -15,7 +15,7 @@ from letters import states
 from letters.models import Batch, InboundMessage, Letter
 from tests.faults.conftest import wait_for
 from tests.letters.imap_server import Dovecot
-from tests.letters.test_inbound_classify import GMAIL
+from tests.letters.test_inbound_classify import gmail_bounce
 
 pytestmark = [pytest.mark.faults, pytest.mark.servers]
 
@@ -40,9 +40,8 @@ def test_killed_midway_then_run_again_records_each_message_once(worker_env, dove
                kind=states.FIRST_NOTICE, state=states.SENT, sent_at=timezone.now(),
                subject="s", body_text="t", body_html="h")
         for i in range(50))
-    raw = [(f"X-Seq: {i}\n" + GMAIL.replace("0123456789abcdef0123456789abcdef",
-                                           letters[i % 50].idempotency_key)
-            .replace("abuse@gone-isp.example", letters[i % 50].email)).encode()
+    raw = [(f"X-Seq: {i}\n" + gmail_bounce(letters[i % 50].idempotency_key,
+                                            letters[i % 50].email)).encode()
            for i in range(MESSAGES)]
     dovecot.append(raw)
     env = {**worker_env, "INBOUND_IMAP_URL": dovecot.url}

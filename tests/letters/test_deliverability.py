@@ -12,7 +12,7 @@ from letters.inbound.receive import receive_raw
 from letters.models import Letter
 from probes.contacts.models import Contact, NetworkRecord
 from tests.letters.helpers import approved_batch
-from tests.letters.test_inbound_classify import ARF, EXIM_FULL, GMAIL
+from tests.letters.test_inbound_classify import arf_complaint, exim_full, gmail_bounce
 
 pytestmark = pytest.mark.django_db
 
@@ -35,13 +35,9 @@ def fared(campaign, bob, rita, finding):
         Contact.objects.filter(host=host).update(network=stale if i < 2 else fresh)
     sending.send_batch(batch=approved_batch(campaign, bob, rita))
     by = {e: Letter.objects.get(email=e) for e in emails}
-    receive_raw(GMAIL.replace("0123456789abcdef0123456789abcdef", by[emails[0]].idempotency_key)
-                .replace("abuse@gone-isp.example", emails[0]).encode(), source="pipe")
-    receive_raw(EXIM_FULL.replace("00112233445566778899aabbccddeeff",
-                                  by[emails[1]].idempotency_key)
-                .replace("postmaster@isp.example", emails[1]).encode(), source="pipe")
-    receive_raw(ARF.replace("0123456789abcdef0123456789abcdef", by[emails[2]].idempotency_key)
-                .replace("hostmaster@complainer.example", emails[2]).encode(), source="pipe")
+    for make, email in ((gmail_bounce, emails[0]), (exim_full, emails[1]),
+                        (arf_complaint, emails[2])):
+        receive_raw(make(by[email].idempotency_key, email).encode(), source="pipe")
     receive_raw((f"From: <{emails[3]}>\nSubject: Out of Office\nIn-Reply-To: "
                  f"{by[emails[3]].message_id}\n\nAway.\n").encode(), source="pipe")
     receive_raw((f"From: <{emails[4]}>\nSubject: Re: your letter\nIn-Reply-To: "

@@ -2,14 +2,11 @@
 (the registry's other roles, then abuse@ of the network's domain, then postal), each step
 recorded with why, and the next letter is built and reviewed like any other."""
 
-import io
 import json
-import sys
 from datetime import timedelta
 
 import pytest
 from django.core.exceptions import PermissionDenied
-from django.core.management import call_command
 from django.utils import timezone
 
 from campaign import states as host_states
@@ -20,7 +17,8 @@ from probes.contacts.fallback import POSTAL_NEXT, chain_for
 from probes.contacts.models import Contact, NetworkRecord
 from tests.contacts.fakes import FIXTURES
 from tests.letters.helpers import approved_batch
-from tests.letters.test_inbound_classify import GMAIL
+from tests.letters.test_inbound_classify import gmail_bounce
+from tests.letters.test_receive_mail import receive
 
 pytestmark = pytest.mark.django_db
 
@@ -38,16 +36,7 @@ def network_from(fixture: str, *, start: str, end: str, source: str = "rdap") ->
 
 
 def bounce(letter: Letter) -> str:
-    raw = (GMAIL.replace("0123456789abcdef0123456789abcdef", letter.idempotency_key)
-           .replace("abuse@gone-isp.example", letter.email))
-    out = io.StringIO()
-    stdin = sys.stdin
-    sys.stdin = io.TextIOWrapper(io.BytesIO(raw.encode()))
-    try:
-        call_command("receive_mail", stdout=out)
-    finally:
-        sys.stdin = stdin
-    return out.getvalue().strip()
+    return receive(gmail_bounce(letter.idempotency_key, letter.email))
 
 
 def send_next(campaign, bob, rita) -> Letter:
@@ -141,15 +130,10 @@ def test_a_suppressed_address_is_skipped(harborline, campaign, bob, rita):
 
 def test_a_temporary_bounce_keeps_the_contact(harborline, campaign, bob, rita):
     letter = send_next(campaign, bob, rita)
-    raw = (GMAIL.replace("0123456789abcdef0123456789abcdef", letter.idempotency_key)
-           .replace("abuse@gone-isp.example", letter.email)
+    raw = (gmail_bounce(letter.idempotency_key, letter.email)
            .replace("Status: 5.1.1", "Status: 4.2.2").replace("Action: failed",
                                                                "Action: delayed"))
-    sys.stdin, old = io.TextIOWrapper(io.BytesIO(raw.encode())), sys.stdin
-    try:
-        call_command("receive_mail", stdout=io.StringIO())
-    finally:
-        sys.stdin = old
+    receive(raw)
     contact = Contact.objects.get(host=harborline)
     assert contact.email == "abuse@harborline-comms.example" and contact.fallbacks == []
 

@@ -11,7 +11,7 @@ from letters import states
 from letters.inbound import imap
 from letters.models import InboundMessage, Letter
 from tests.letters.imap_server import Dovecot
-from tests.letters.test_inbound_classify import GMAIL, OFFICE_365
+from tests.letters.test_inbound_classify import OFFICE_365, gmail_bounce
 
 pytestmark = [pytest.mark.servers, pytest.mark.django_db]
 
@@ -39,7 +39,7 @@ def two_letters(campaign, bob, rita, finding):
 
 
 def mailbox(gone: Letter, noc: Letter) -> list[bytes]:
-    bounce = GMAIL.replace("0123456789abcdef0123456789abcdef", gone.idempotency_key)
+    bounce = gmail_bounce(gone.idempotency_key, gone.email)
     o365 = OFFICE_365.replace("fedcba9876543210fedcba9876543210", noc.idempotency_key)
     auto = ("From: NOC <noc@tenant.example>\r\nSubject: Automatic reply: your letter\r\n"
             f"Auto-Submitted: auto-replied\r\nIn-Reply-To: {noc.message_id}\r\n\r\nAway.\r\n")

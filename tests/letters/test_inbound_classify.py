@@ -238,6 +238,25 @@ Dear network administrator,
 """
 
 
+def gmail_bounce(token: str, address: str) -> str:
+    """GMAIL's permanent bounce, back to the return path of the letter with `token`, about
+    `address`."""
+    return (GMAIL.replace("0123456789abcdef0123456789abcdef", token)
+            .replace("abuse@gone-isp.example", address))
+
+
+def exim_full(token: str, address: str) -> str:
+    """EXIM_FULL's temporary bounce (a full mailbox), likewise."""
+    return (EXIM_FULL.replace("00112233445566778899aabbccddeeff", token)
+            .replace("postmaster@isp.example", address))
+
+
+def arf_complaint(token: str, address: str) -> str:
+    """ARF's complaint, by `address`, about the letter with `token`."""
+    return (ARF.replace("0123456789abcdef0123456789abcdef", token)
+            .replace("hostmaster@complainer.example", address))
+
+
 def test_a_gmail_bounce():
     found = classified(GMAIL)
     assert found.kind == BOUNCE

@@ -16,7 +16,7 @@ from letters.inbound.receive import record_inbound
 from letters.models import InboundMessage, Letter, LetterEvent
 from probes.contacts.models import Suppression
 from tests.letters.helpers import Collector, approved_batch, smtp_server
-from tests.letters.test_inbound_classify import ARF, EXIM_FULL, GMAIL
+from tests.letters.test_inbound_classify import GMAIL, arf_complaint, exim_full, gmail_bounce
 
 pytestmark = pytest.mark.django_db
 
@@ -68,15 +68,9 @@ def receive(raw: str | bytes, *args: str) -> str:
     return out.getvalue().strip().splitlines()[-1]
 
 
-def bounce_to(message: str, target: Letter) -> str:
-    """GMAIL's bounce, sent back to `target`'s return path about `target`'s address."""
-    return (message.replace("0123456789abcdef0123456789abcdef", target.idempotency_key)
-            .replace("abuse@gone-isp.example", target.email))
-
-
 def test_a_permanent_bounce_bounces_its_letter_and_suppresses_the_address(sent):
     gone = letter("abuse@gone-isp.example")
-    line = receive(bounce_to(GMAIL, gone))
+    line = receive(gmail_bounce(gone.idempotency_key, gone.email))
     assert line == f"kind=bounce letter={gone.pk} recipients=1"
     gone.refresh_from_db()
     assert gone.state == states.BOUNCED
@@ -94,7 +88,7 @@ def test_a_permanent_bounce_bounces_its_letter_and_suppresses_the_address(sent):
 
 def test_the_same_message_delivered_twice_counts_once(sent):
     gone = letter("abuse@gone-isp.example")
-    raw = bounce_to(GMAIL, gone)
+    raw = gmail_bounce(gone.idempotency_key, gone.email)
     receive(raw)
     assert receive(raw) == f"kind=bounce letter={gone.pk} recipients=1"
     assert InboundMessage.objects.count() == 1
@@ -134,8 +128,7 @@ def test_without_token_or_message_id_the_recipient_written_to_recently_is_matche
 
 def test_a_full_mailbox_is_recorded_and_changes_nothing_else(sent):
     noc = letter("noc@isp.example")
-    raw = (EXIM_FULL.replace("00112233445566778899aabbccddeeff", noc.idempotency_key)
-           .replace("postmaster@isp.example", "noc@isp.example"))
+    raw = exim_full(noc.idempotency_key, "noc@isp.example")
     assert receive(raw) == f"kind=bounce letter={noc.pk} recipients=1"
     noc.refresh_from_db()
     assert noc.state == states.SENT
@@ -145,9 +138,8 @@ def test_a_full_mailbox_is_recorded_and_changes_nothing_else(sent):
 
 def test_a_complaint_marks_the_letter_and_suppresses_the_address(sent):
     noc = letter("noc@isp.example")
-    raw = (ARF.replace("0123456789abcdef0123456789abcdef", noc.idempotency_key)
-           .replace("<letter-45.aaa@secureyourserver.ftc.example>", noc.message_id)
-           .replace("hostmaster@complainer.example", "noc@isp.example"))
+    raw = (arf_complaint(noc.idempotency_key, "noc@isp.example")
+           .replace("<letter-45.aaa@secureyourserver.ftc.example>", noc.message_id))
     assert receive(raw) == f"kind=complaint letter={noc.pk} recipients=1"
     noc.refresh_from_db()
     assert noc.state == states.COMPLAINED
@@ -185,7 +177,8 @@ def test_mail_that_answers_no_letter_is_kept_unmatched(sent):
 
 def test_dry_run_json_prints_the_classification_and_changes_nothing(sent):
     gone = letter("abuse@gone-isp.example")
-    printed = json.loads(receive(bounce_to(GMAIL, gone), "--dry-run", "--json"))
+    raw = gmail_bounce(gone.idempotency_key, gone.email)
+    printed = json.loads(receive(raw, "--dry-run", "--json"))
     assert printed == {"kind": "bounce", "letter": gone.pk, "recipients": [
         {"address": "abuse@gone-isp.example", "status": "5.1.1", "permanent": True}]}
     gone.refresh_from_db()
@@ -207,7 +200,8 @@ def test_a_message_that_cannot_be_read_is_kept_and_reported_exit_zero(sent, tmp_
 
 def test_an_esp_inbound_bounce_is_a_bounce_not_a_reply(sent):
     gone = letter("abuse@gone-isp.example")
-    message = message_from_bytes(bounce_to(GMAIL, gone).encode(), policy=policy.compat32)
+    raw = gmail_bounce(gone.idempotency_key, gone.email).encode()
+    message = message_from_bytes(raw, policy=policy.compat32)
     stored = record_inbound(message, "mailgun")
     assert (stored.kind, stored.esp) == ("bounce", "mailgun")
     gone.refresh_from_db()
