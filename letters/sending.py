@@ -153,10 +153,11 @@ def build_message(letter: Letter) -> EmailMultiAlternatives:
         "X-Letter-Key": letter.idempotency_key,
         "Auto-Submitted": "auto-generated",
     }
-    # The envelope sender names the letter (VERP): any bounce, whatever sends it back,
-    # finds its letter. Through an ESP the ESP's own bounce handling (webhooks) does that.
+    # Through an ESP the ESP handles bounces (webhooks) and signs; through our own SMTP the
+    # envelope sender names the letter (VERP: any bounce finds its letter) and we sign.
+    own_smtp = not settings.EMAIL_BACKEND.startswith("anymail.")
     return_path = verp_address(letter.idempotency_key, agency.get("bounce_domain"))
-    if return_path and not settings.EMAIL_BACKEND.startswith("anymail."):
+    if return_path and own_smtp:
         headers["From"] = shown_from
     else:
         return_path = shown_from
@@ -169,7 +170,7 @@ def build_message(letter: Letter) -> EmailMultiAlternatives:
         headers=headers,
     )
     message.attach_alternative(letter.body_html, "text/html")
-    if not settings.EMAIL_BACKEND.startswith("anymail."):
+    if own_smtp:
         message.dkim_key = key_for(agency, sender)
     # anymail: echoed back on tracking events, so events find their letter without ids.
     message.metadata = {"letter": letter.idempotency_key}
