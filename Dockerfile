@@ -8,6 +8,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     SYS_VAR_DIR=/data
 
 WORKDIR /app
+# Pango lays out the postal letters' PDFs (WeasyPrint); Noto covers all 21 letter languages'
+# scripts, so printed letters in Japanese or Greek show their glyphs.
+RUN apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 \
+       libharfbuzz-subset0 fonts-noto-core fonts-noto-cjk \
+    && rm -rf /var/lib/apt/lists/*
 # Dependencies first, so code changes do not reinstall them.
 COPY pyproject.toml ./
 RUN pip install .

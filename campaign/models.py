@@ -23,6 +23,12 @@ class Agency(models.Model):
     dkim_key_file = models.CharField(max_length=500, blank=True)
     letterhead = models.TextField(blank=True)
     signature = models.TextField(blank=True)
+    # Paper and window envelope of printed letters (letters.postal.printing): DIN 5008 on A4
+    # for C5/DL envelopes, or US Letter for #10 envelopes; empty: by the agency's country.
+    postal_format = models.CharField(
+        max_length=8, blank=True,
+        choices=[("", "by country"), ("din5008", "A4, DIN 5008 (C5/DL window envelope)"),
+                 ("us10", "US Letter (#10 window envelope)")])
     default_language = models.CharField(max_length=10, default="en")
     info_url = models.URLField(blank=True, help_text="The agency's page about the operation")
     instructions_url = models.URLField(blank=True, help_text="Step-by-step closing instructions")

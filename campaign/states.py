@@ -51,7 +51,8 @@ HOST_TRANSITIONS: dict[str, frozenset[str]] = {
     UNREACHABLE: frozenset({VERIFIED_OPEN, NOT_OPEN}),
     # Found closed before the letter left: it drops out of the batch.
     CONTACT_RESOLVED: frozenset({NOTIFIED, NO_CONTACT, NOT_OPEN, UNREACHABLE}),
-    NO_CONTACT: frozenset({CONTACT_RESOLVED, NOT_OPEN, UNREACHABLE}),
+    # NOTIFIED: no e-mail address was left, and a postal letter was posted (letters.postal).
+    NO_CONTACT: frozenset({CONTACT_RESOLVED, NOTIFIED, NOT_OPEN, UNREACHABLE}),
     NOTIFIED: frozenset({REMEDIATED}),
     # Re-opened after remediation: back to the start of the verified path.
     REMEDIATED: frozenset({VERIFIED_OPEN}),

@@ -1,8 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from campaign.login import ThrottledLoginView
+from letters.recipient_views import short_link
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -18,5 +19,7 @@ urlpatterns = [
     path("anymail/", include("letters.urls")),
     # The recipient's page: public, reached by the signed link in each letter.
     path("r/", include("letters.recipient_urls")),
+    # The short link a printed letter gives for that page (letters.shortlinks).
+    re_path(r"^s/(?P<code>[^/]{1,40})/?$", short_link, name="short_link"),
     path("", include("campaign.web_urls")),
 ]

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from campaign import agency_views, campaign_views, job_views, selectors, views
-from letters import template_views
+from letters import postal_views, template_views
 from letters import views as letter_views
 from probes import contact_views
 from probes import views as probe_views
@@ -37,6 +37,16 @@ urlpatterns = [
     path("c/<slug:slug>/batches/<int:pk>/reject/", letter_views.batch_reject,
          name="batch_reject"),
     path("c/<slug:slug>/batches/<int:pk>/send/", letter_views.batch_send, name="batch_send"),
+    path("c/<slug:slug>/batches/<int:pk>/postal.pdf", postal_views.batch_print,
+         name="batch_print"),
+    path("c/<slug:slug>/batches/<int:pk>/addresses.csv", postal_views.batch_addresses,
+         name="batch_addresses"),
+    path("c/<slug:slug>/batches/<int:pk>/posted/", postal_views.batch_posted,
+         name="batch_posted"),
+    path("c/<slug:slug>/letters/<int:pk>/letter.pdf", postal_views.letter_pdf,
+         name="letter_pdf"),
+    path("c/<slug:slug>/letters/<int:pk>/returned/", postal_views.letter_returned,
+         name="letter_returned"),
     path("c/<slug:slug>/letters/", letter_views.letter_list, name="letter_list"),
     path("c/<slug:slug>/letters/<int:pk>/", letter_views.letter_detail, name="letter_detail"),
     path("c/<slug:slug>/deliverability/", letter_views.deliverability, name="deliverability"),

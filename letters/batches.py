@@ -18,7 +18,7 @@ from campaign import agencies
 from campaign import states as host_states
 from campaign.audit import record
 from campaign.models import Agency, Campaign, Host
-from letters import cadence, holdout, selectors, states
+from letters import cadence, holdout, selectors, shortlinks, states
 from letters.errors import ConcurrentChange, FourEyesViolation, LetterError, check_perm
 from letters.models import Batch, Letter, LetterHost
 from letters.recipient import letter_url
@@ -91,13 +91,17 @@ def build_batch(
     route = agencies.router(campaign)
     findings = [f for f in findings if route.route(f.country) == writer.pk]
     # The control group never gets a letter; a contact written to recently waits its turn.
-    held = holdout.screen_findings(campaign, findings, now=now)
+    # Both draw and pace by e-mail address: a postal letter (the end of the fallback chain,
+    # for a host that was written to or had no address at all) passes both.
+    by_post = [f for f in findings if f.postal_address]
+    held = holdout.screen_findings(campaign, [f for f in findings if not f.postal_address],
+                                   now=now)
     paced_out = cadence.screen_findings(campaign, held.kept, agency=writer, now=now)
-    findings = paced_out.kept
+    findings = paced_out.kept + by_post
     screened = cadence.screened_summary(held.held_out_hosts, held.held_out_contacts, paced_out)
     groups: dict[tuple[str, str], list[selectors.Finding]] = {}
     for finding in findings:
-        key = (finding.kind, finding.email)
+        key = (finding.kind, finding.recipient_key)
         if key not in groups and max_letters is not None and len(groups) >= max_letters:
             continue
         groups.setdefault(key, []).append(finding)
@@ -120,7 +124,7 @@ def build_batch(
     )
     batch.editors.add(actor)
     letters: list[Letter] = []
-    for (kind, email), group in groups.items():
+    for (kind, _recipient), group in groups.items():
         language_votes = Counter(f.language for f in group)
         hosts = [{"ip": f.ip, "country": f.country, "evidence": f.evidence} for f in group]
         first_at = min((first_dates[f.host_id] for f in group if f.host_id in first_dates),
@@ -128,13 +132,20 @@ def build_batch(
         context = letter_context(campaign=campaign, agency=agency, kind=kind, hosts=hosts,
                                  first_notice_at=first_at, now=now)
         key = uuid.uuid4().hex
-        context["recipient_url"] = letter_url(key)  # the recipient's own page (signed link)
         letter = Letter(
-            batch=batch, campaign=campaign, kind=kind, state=states.DRAFT, email=email,
+            batch=batch, campaign=campaign, kind=kind, state=states.DRAFT,
+            email=group[0].email, postal_address=group[0].postal_address,
             language=language_votes.most_common(1)[0][0], bilingual=bilingual,
             idempotency_key=key, message_id=make_message_id(key, agency["sender_email"]),
             context=context, created_at=now, state_changed_at=now,
         )
+        if letter.postal_address:
+            letter.channel = states.POSTAL
+            # Typed from paper: a short link, not the long signed one (letters.postal).
+            letter.short_code = shortlinks.new_short_code()
+            context["recipient_url"] = shortlinks.short_url(letter.short_code)
+        else:
+            context["recipient_url"] = letter_url(key)  # the recipient's own page (signed)
         render_letter(letter, renderer)
         letters.append(letter)
     Letter.objects.bulk_create(letters)

@@ -29,7 +29,10 @@ class RegistryRow:
 
 def deliverability(campaign: Campaign, user=None) -> dict:
     letters = visible_letters(campaign, user)
-    sent = letters.filter(sent_at__isnull=False)
+    posted = letters.filter(channel=states.POSTAL).aggregate(
+        posted=Count("id", filter=Q(posted_at__isnull=False)),
+        returned=Count("id", filter=Q(returned_at__isnull=False)))
+    sent = letters.filter(sent_at__isnull=False, channel=states.EMAIL)
     by_state = dict(sent.order_by().values_list("state").annotate(n=Count("id")))
     inbound = dict(
         InboundMessage.objects.filter(letter__in=sent).order_by().values_list("kind")
@@ -54,6 +57,8 @@ def deliverability(campaign: Campaign, user=None) -> dict:
         "fallback_hosts": fallbacks["hosts"],
         "postal_next": fallbacks["postal_next"],
         "postal_known": fallbacks["postal_known"],
+        "postal_posted": posted["posted"],
+        "postal_returned": posted["returned"],
         "registries": registry_rows(sent),
     }
 

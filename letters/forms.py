@@ -90,3 +90,15 @@ class RemoveLetterForm(forms.Form):
 class LetterFilterForm(forms.Form):
     state = forms.ChoiceField(required=False, choices=[("", "Any state")]
                               + [(s, s) for s in LETTER_STATES])
+
+
+class PostedForm(forms.Form):
+    posted_on = forms.DateField(label="Posted on", widget=forms.DateInput(attrs={"type": "date"}),
+                                help_text="The day the letters left (the post office's date).")
+
+
+class ReturnedForm(forms.Form):
+    reason = forms.CharField(label="What the post says", max_length=500,
+                             help_text="E.g. addressee unknown, moved, refused.")
+    returned_on = forms.DateField(label="Returned on", required=False,
+                                  widget=forms.DateInput(attrs={"type": "date"}))

@@ -126,7 +126,17 @@ class Letter(models.Model):
     state = models.CharField(
         max_length=10, choices=[(s, s) for s in states.LETTER_STATES], default=states.DRAFT
     )
-    email = models.EmailField()
+    # E-mail (sent by the mailer) or post (printed, posted and marked by staff: letters.postal);
+    # a postal letter has no e-mail address, and its postal address instead.
+    channel = models.CharField(
+        max_length=6, choices=[(c, c) for c in states.CHANNELS], default=states.EMAIL
+    )
+    email = models.EmailField(blank=True)
+    postal_address = models.TextField(blank=True)
+    # What the printed letter gives for the recipient's page, typed from paper: /s/<code>.
+    short_code = models.CharField(max_length=12, blank=True)
+    posted_at = models.DateTimeField(null=True, blank=True)
+    returned_at = models.DateTimeField(null=True, blank=True)
     language = models.CharField(max_length=10, default="en")
     bilingual = models.BooleanField(default=False)
     # Unique per letter, chosen when it is built: the claim, the Message-ID and the ESP's
@@ -159,9 +169,24 @@ class Letter(models.Model):
             models.Index(fields=["campaign", "state"]),
             models.Index(fields=["email"]),
         ]
+        constraints = [
+            models.UniqueConstraint(fields=["short_code"], condition=~models.Q(short_code=""),
+                                    name="letter_short_code_unique"),
+        ]
 
     def __str__(self) -> str:
-        return f"letter #{self.pk} to {self.email} ({self.state})"
+        return f"letter #{self.pk} to {self.recipient} ({self.state})"
+
+    @property
+    def is_postal(self) -> bool:
+        return self.channel == states.POSTAL
+
+    @property
+    def recipient(self) -> str:
+        """Who it goes to, on one line: the e-mail address, or the postal address."""
+        if self.is_postal:
+            return ", ".join(line for line in self.postal_address.splitlines() if line.strip())
+        return self.email
 
     @property
     def domain(self) -> str:

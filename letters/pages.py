@@ -14,13 +14,14 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
+from django.utils import timezone
 
 from campaign import agencies
 from campaign.models import AuditEvent, Campaign, Host
 from campaign.roles import has_perm
 from campaign.services import visible_campaigns
 from letters import selectors, states
-from letters.forms import ApproveForm, RejectForm, SendForm
+from letters.forms import ApproveForm, PostedForm, RejectForm, SendForm
 from letters.models import Batch, InboundMessage, Letter, LetterEvent, LetterHost
 
 LETTERS_PER_PAGE = 50
@@ -146,7 +147,8 @@ def batch_view(user, batch: Batch, editor_ids: set[int]) -> BatchView:
 def letters_to_send(batch: Batch) -> tuple[int, int]:
     """(letters, distinct recipients) that sending the batch now would hand to the mailer:
     the queued letters no worker has claimed, as sending.send_batch picks them."""
-    todo = batch.letters.filter(state=states.QUEUED, claimed_at__isnull=True)
+    todo = batch.letters.filter(state=states.QUEUED, claimed_at__isnull=True,
+                                channel=states.EMAIL)
     row = todo.aggregate(letters=Count("id"), recipients=Count("email", distinct=True))
     return row["letters"], row["recipients"]
 
@@ -159,7 +161,8 @@ def send_form_for(batch: Batch, data=None) -> SendForm:
 def batch_context(user, batch: Batch, *, page: str | int | None = None,
                   approve_form: ApproveForm | None = None,
                   reject_form: RejectForm | None = None,
-                  send_form: SendForm | None = None) -> dict:
+                  send_form: SendForm | None = None,
+                  posted_form: PostedForm | None = None) -> dict:
     editors = list(batch.editors.order_by("username"))
     view = batch_view(user, batch, {u.pk for u in editors})
     counts = letter_state_counts(batch.letters.all())
@@ -176,13 +179,39 @@ def batch_context(user, batch: Batch, *, page: str | int | None = None,
         "reject_form": reject_form or (RejectForm() if view.can_review else None),
         "send_form": send_form,
         "sending": batch.state == states.SENDING,
+        "postal": postal_summary(user, batch, posted_form),
+    }
+
+
+def postal_summary(user, batch: Batch, posted_form: PostedForm | None = None) -> dict | None:
+    """The batch page's postal letters: how many to print, posted, returned; what the user
+    may do with them. None when the batch has none."""
+    counts = dict(batch.letters.filter(channel=states.POSTAL).values_list("state")
+                  .annotate(n=Count("id")))
+    if not counts:
+        return None
+    reviewed = batch.state in (states.APPROVED, states.SENDING, states.SENT)
+    may = reviewed and has_perm(user, "send_batch")
+    to_print = counts.get(states.QUEUED, 0)
+    return {
+        "total": sum(n for s, n in counts.items() if s not in (states.CANCELLED,
+                                                               states.FAILED)),
+        "to_print": to_print,
+        "posted": counts.get(states.SENT, 0) + counts.get(states.REPLIED, 0),
+        "returned": counts.get(states.BOUNCED, 0),
+        "reviewed": reviewed,
+        "can_print": may,
+        "posted_form": (posted_form or PostedForm(initial={"posted_on": timezone.localdate()}))
+        if may and to_print else None,
     }
 
 
 def batch_status_data(batch: Batch) -> dict:
     counts = letter_state_counts(batch.letters.all())
-    waiting = counts.get(states.QUEUED, 0)
-    total = sum(n for s, n in counts.items() if s != states.DRAFT)
+    # The mailer's progress: postal letters wait for the print room, not for it.
+    waiting = batch.letters.filter(state=states.QUEUED, channel=states.EMAIL).count()
+    total = sum(n for s, n in counts.items() if s != states.DRAFT) - (
+        counts.get(states.QUEUED, 0) - waiting)
     done = total - waiting
     return {
         "id": batch.pk,
@@ -278,6 +307,9 @@ AUDIT_TITLES = {
     "batch.approve": "Batch approved", "batch.reject": "Batch rejected",
     "batch.reopen": "Batch reopened for editing", "batch.edit": "Batch edited",
     "batch.send": "Sending started", "batch.sent": "Batch sent",
+    # Postal letters (letters/postal).
+    "batch.printed": "Postal letters printed", "batch.posted": "Postal letters posted",
+    "letter.returned": "Returned by the post",
     # From the recipient's page (letters/recipient.py).
     "letter.recipient_retest": "Recipient asked for a re-test",
     "letter.recipient_feedback": "Recipient wrote on their page",

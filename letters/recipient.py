@@ -54,6 +54,9 @@ DEFAULT_LIMITS = {
     "feedback_ip": (20, 3600),
     "preferences_token": (10, 3600),
     "preferences_ip": (30, 3600),
+    # Short codes typed from a printed letter (letters.shortlinks): typos are normal, a
+    # thousand guesses an hour are not.
+    "short_code_ip": (60, 3600),
 }
 
 

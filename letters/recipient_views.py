@@ -17,7 +17,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from campaign.clientip import client_ip  # the rate limits' address, as login's
-from letters import recipient, variants
+from letters import recipient, shortlinks, variants
 from letters import retest as retesting  # the page's view is called `retest`
 from letters.languages import ENGLISH, LANGUAGE_NAMES, LANGUAGES, normalize
 from letters.rendering import format_when
@@ -212,3 +212,20 @@ def preferences(request, token, letter, language) -> HttpResponse:
         return _render_page(request, token, letter, language, status=400,
                             preferences_invalid=True)
     return redirect(_page_url(token, language, letter, saved="1") + "#preferences")
+
+
+@require_safe
+@secure_headers
+def short_link(request: HttpRequest, code: str) -> HttpResponse:
+    """/s/<code>, typed from a printed letter: on to the letter's page (its signed link)."""
+    try:
+        recipient.hit("short_code_ip", client_ip(request) or "unknown")
+    except recipient.RateLimited as exc:
+        response = render(request, "recipient/invalid.html", status=429)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
+    letter = shortlinks.letter_for_code(code)
+    if letter is None:
+        return _not_found(request)
+    token = recipient.make_token(letter.idempotency_key)
+    return redirect(reverse("recipient_page", args=[token]))

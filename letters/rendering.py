@@ -49,7 +49,8 @@ PROTOCOLS = {"http_proxy": "HTTP", "socks4": "SOCKS4", "socks5": "SOCKS5", "smtp
 class Rendered:
     subject: str
     text: str
-    html: str
+    html: str  # the whole e-mail page (layout.html around the sections)
+    sections: str = ""  # the sections alone, each in its language: what a printed page holds
 
 
 def _parse_when(value: Any) -> dt.datetime | None:
@@ -319,7 +320,9 @@ class LetterRenderer:
             sections.append({"lang": ENGLISH, "html": Markup(en_html)})  # noqa: S704
         page = self.env_for(language).get_template("layout.html").render(subject=subject,
                                                                           sections=sections)
-        return Rendered(subject=subject, text=text, html=page)
+        # Outside the staff-editable layout: the printed letter has its own (letters.postal).
+        body = "<hr>".join(f'<div lang="{s["lang"]}">{s["html"]}</div>' for s in sections)
+        return Rendered(subject=subject, text=text, html=page, sections=body)
 
 
 def prepare_context(context: Mapping[str, Any]) -> dict[str, Any]:

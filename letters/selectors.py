@@ -41,6 +41,15 @@ class Finding:
     kind: str
     retest_id: int | None = None
     evidence: list[dict] = field(default_factory=list)
+    # Set (and `email` empty) when no e-mail address is left: the letter goes by post.
+    postal_address: str = ""
+
+    @property
+    def recipient_key(self) -> str:
+        """Who the letter goes to: hosts with the same key share one letter."""
+        if self.postal_address:
+            return "post:" + " ".join(self.postal_address.lower().split())
+        return self.email
 
 
 def evidence_from_result(result: dict) -> dict:
@@ -103,6 +112,7 @@ def open_findings(
     First notices: hosts with a resolved contact (so verified open), not yet in a live letter,
     whose address is not on the do-not-contact list. Second notices: notified hosts whose
     latest follow-up re-test found them still open and that no live letter covers yet.
+    Postal letters, for hosts no e-mail address is left for: see _postal_findings.
     """
     suppressions = suppressions or SuppressionList.load()
     default_language = normalize(campaign.agency.default_language) or ENGLISH
@@ -151,11 +161,9 @@ def open_findings(
                                 states.SECOND_NOTICE,
                                 retest_id=retest_id, evidence=list(evidence or [])))
 
-    findings = [
-        f for f in findings
-        if not suppressions.matches(f.email)
-        and (wanted_language is None or f.language == wanted_language)
-    ]
+    findings = [f for f in findings if not suppressions.matches(f.email)]
+    findings += _postal_findings(campaign, country, default_language)
+    findings = [f for f in findings if wanted_language is None or f.language == wanted_language]
     need = [f.host_id for f in findings if f.kind == states.FIRST_NOTICE]
     evidence = open_evidence(need) if need else {}
     kept = []
@@ -166,6 +174,48 @@ def open_findings(
         if f.evidence:
             kept.append(f)
     return kept
+
+
+def _postal_findings(campaign: Campaign, country: str | None,
+                     default_language: str) -> list[Finding]:
+    """Hosts whose chain of e-mail addresses is used up and whose registry record gives a
+    postal address (probes.contacts.postal): a first notice by post once, and a second notice
+    by post when a follow-up re-test finds one of them still open."""
+    hosts = Host.objects.filter(campaign=campaign, contact__status=Contact.NO_CONTACT).exclude(
+        contact__postal_address="")
+    if country:
+        cc = country.strip().upper()
+        hosts = hosts.filter(Q(country=cc) | Q(country="", contact__country=cc))
+    columns = ("contact__postal_address", "contact__language", "contact__country",
+               "contact__letter_preference__language")
+    first = (
+        hosts.filter(state=host_states.NO_CONTACT)
+        .exclude(_live_links(REACHING_LETTER_STATES, host=OuterRef("pk"),
+                             letter__kind=states.FIRST_NOTICE, letter__channel=states.POSTAL))
+        .values_list("id", "ip", "country", *columns).order_by("id")
+    )
+    found: list[Finding] = []
+    for host_id, ip, cc, address, lang, contact_cc, chosen in first.iterator(chunk_size=5000):
+        found.append(Finding(host_id, ip, cc or contact_cc, "",
+                             normalize(chosen) or normalize(lang) or default_language,
+                             states.FIRST_NOTICE, postal_address=address))
+    pending = (
+        Retest.objects.filter(campaign=campaign, outcome=Retest.STILL_OPEN,
+                              host__state=host_states.NOTIFIED, host__in=hosts)
+        .exclude(_live_links(retest=OuterRef("pk")))
+        .order_by("host_id", "-at", "-id")
+        .values_list("id", "host_id", "host__ip", "host__country", "evidence",
+                     *(f"host__{c}" for c in columns))
+    )
+    seen: set[int] = set()
+    for retest_id, host_id, ip, cc, evidence, address, lang, contact_cc, chosen in pending:
+        if host_id not in seen:
+            seen.add(host_id)
+            found.append(Finding(host_id, ip, cc or contact_cc, "",
+                                 normalize(chosen) or normalize(lang) or default_language,
+                                 states.SECOND_NOTICE, retest_id=retest_id,
+                                 evidence=list(evidence or []), postal_address=address))
+    return found
 
 
 def first_notice_dates(host_ids: Iterable[int]) -> dict[int, datetime]:

@@ -238,7 +238,7 @@ def send_letter(letter_id: int, *, connection=None,
         return WAITING if kept else SKIPPED
     token = uuid.uuid4().hex
     claimed = Letter.objects.filter(
-        pk=letter_id, state=states.QUEUED, claimed_at__isnull=True
+        pk=letter_id, state=states.QUEUED, claimed_at__isnull=True, channel=states.EMAIL
     ).update(claimed_at=timezone.now(), claim_token=token, attempts=F("attempts") + 1)
     if claimed != 1:
         return SKIPPED
@@ -308,8 +308,9 @@ def send_letter(letter_id: int, *, connection=None,
 
 
 def finish_batch_if_done(batch: Batch) -> bool:
-    """sending → sent once no letter is waiting (claimed-but-unconfirmed ones wait too)."""
-    if batch.letters.filter(state=states.QUEUED).exists():
+    """sending → sent once no e-mail is waiting (claimed-but-unconfirmed ones wait too);
+    postal letters wait for staff to post them (letters.postal), not for the mailer."""
+    if batch.letters.filter(state=states.QUEUED, channel=states.EMAIL).exists():
         return False
     with transaction.atomic():
         batch = Batch.objects.select_for_update().get(pk=batch.pk)
@@ -334,7 +335,7 @@ def send_batch(
     if batch.state == states.SENT:
         return summary  # a repeated command or a redelivered task: nothing left to do
     todo = list(
-        batch.letters.filter(state=states.QUEUED, claimed_at__isnull=True)
+        batch.letters.filter(state=states.QUEUED, claimed_at__isnull=True, channel=states.EMAIL)
         .order_by("id").values_list("id", "email")
     )
     suppressions = SuppressionList.load()

@@ -62,6 +62,12 @@ LETTER_TRANSITIONS: dict[str, frozenset[str]] = {
 # Letters that went out: what tracking events and replies may attach to.
 OUT_STATES = frozenset({SENT, DELIVERED, BOUNCED, COMPLAINED, REPLIED})
 
+# How a letter travels. A postal letter is queued once approved, printed (letters.postal),
+# and moves to sent when staff mark it posted and to bounced when the post returns it.
+EMAIL = "email"
+POSTAL = "postal"
+CHANNELS = (EMAIL, POSTAL)
+
 FIRST_NOTICE = "first_notice"
 SECOND_NOTICE = "second_notice"
 KINDS = (FIRST_NOTICE, SECOND_NOTICE)

@@ -155,11 +155,16 @@ def letter_context(*, campaign: Campaign, agency: dict, kind: str, hosts: list[d
 def render_letter(letter: Letter, renderer: LetterRenderer) -> None:
     """Write a letter's subject and bodies from its context (a language whose catalog this
     process lacks refuses: LetterError)."""
+    context = letter.context
+    if letter.is_postal:
+        # The printed page carries the letterhead at its head (letters.postal), not the text.
+        context = {**context, "agency": {**context["agency"], "letterhead": ""}}
     try:
-        rendered = renderer.render(letter.kind, letter.context, letter.language,
+        rendered = renderer.render(letter.kind, context, letter.language,
                                    bilingual=letter.bilingual)
     except catalogs.MissingCatalog as exc:
         raise LetterError(str(exc)) from None  # the batch is not built: nothing half-English
     letter.subject = rendered.subject
     letter.body_text = rendered.text
-    letter.body_html = rendered.html
+    # A postal letter keeps the sections alone: the print layout goes around them.
+    letter.body_html = rendered.sections if letter.is_postal else rendered.html

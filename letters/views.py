@@ -24,6 +24,7 @@ from letters.forms import (
     LetterFilterForm,
     RejectForm,
     RemoveLetterForm,
+    ReturnedForm,
 )
 from letters.languages import ENGLISH, normalize
 from letters.models import Batch
@@ -214,9 +215,12 @@ def letter_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
     letter = pages.visible_letter(request.user, campaign, pk)
     timeline, replies = pages.letter_timeline(letter)
+    may_return = (letter.is_postal and letter.state == states.SENT
+                  and has_perm(request.user, "send_batch"))
     return render(request, "letters/letter_detail.html", {
         "campaign": campaign,
         "letter": letter,
+        "returned_form": ReturnedForm() if may_return else None,
         "links": pages.letter_links(letter),
         "timeline": timeline,
         "replies": replies,

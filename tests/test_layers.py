@@ -79,6 +79,7 @@ LAYER_MAP: tuple[tuple[str, str, str], ...] = (
     ("campaign.cli",                     "interface", ""),
     ("letters.views",                    "interface", ""),
     ("letters.template_views",           "interface", ""),
+    ("letters.postal_views",             "interface", ""),
     ("letters.recipient_views",          "interface", ""),
     ("letters.receivers",                "interface", ""),
     ("letters.webhooks",                 "interface", ""),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import template
 
 from letters import states
+from letters.shortlinks import display_code
 from letters.languages import LANGUAGE_NAMES, bcp47, normalize
 
 register = template.Library()
@@ -65,3 +66,9 @@ def confidence_label(code: str) -> str:
 @register.filter
 def source_label(code: str) -> str:
     return SOURCE_LABELS.get(code, code or "—")
+
+
+@register.filter
+def short_code(code: str) -> str:
+    """A postal letter's reference as printed (XXXX-XXXX-XXXX)."""
+    return display_code(code) if code else "—"

@@ -9,7 +9,8 @@ list:
 3. `abuse@` of the network's own domain (RFC 2142's mailbox), taken from the domains of the
    addresses above;
 4. none left: the contact becomes `no_contact` and says a postal letter is next, with the
-   postal address of the registry answer (probes.contacts.postal) when it holds one.
+   postal address of the registry answer (probes.contacts.postal) when it holds one;
+5. the post brings that letter back (`postal_returned`): no way is left, and staff see so.
 
 Each step is kept on the contact (`Contact.fallbacks`) with why it was taken, and audited.
 The host goes back to `contact_resolved` so the next batch writes to the new address, still
@@ -138,3 +139,30 @@ def fall_back(contact: Contact, *, failed_email: str, reason: str) -> Step | Non
            data={"bounced": failed_email, "next": nxt.email, "role": nxt.role,
                  "why": nxt.why, "reason": reason})
     return nxt
+
+
+NO_WAY_LEFT = "the postal letter came back too: no way is left to reach the owner"
+
+
+@transaction.atomic
+def postal_returned(contact: Contact, *, address: str, reason: str,
+                    first_notice: bool) -> None:
+    """The post returned a letter sent to `address`: that address is no way to reach the
+    owner either. The host of a returned first notice was notified by nobody: back to
+    `no_contact`, which staff see with why (a person may set a contact by hand)."""
+    contact = (Contact.objects.select_for_update(of=("self",)).select_related("host")
+               .get(pk=contact.pk))
+    now = timezone.now()
+    history = [*contact.fallbacks, {
+        "email": "", "role": "postal", "source": "post", "why": NO_WAY_LEFT,
+        "replaced": address, "reason": reason, "at": now.isoformat()}]
+    fields = {"fallbacks": history, "updated_at": now}
+    if " ".join(contact.postal_address.split()) == " ".join(address.split()):
+        fields.update(postal_address="", last_error=f"{NO_WAY_LEFT} ({reason})"[:1000])
+    Contact.objects.filter(pk=contact.pk).update(**fields)
+    host = contact.host
+    if first_notice and host.state == host_states.NOTIFIED:
+        transition_host(host, host_states.NO_CONTACT, reason=f"postal letter returned: {reason}",
+                        after_bounce=True)
+    record("contact.postal_returned", campaign_id=host.campaign_id, obj=host,
+           data={"address": address, "reason": reason})

@@ -36,6 +36,7 @@ from probes.contacts.clients import (
 from probes.contacts.errors import ContactError
 from probes.contacts.languages import language_for_country
 from probes.contacts.models import Contact, ContactRun, NetworkRecord, covering_network
+from probes.contacts.postal import postal_address
 from probes.contacts.records import NetworkInfo
 from probes.contacts.selectors import SuppressionList
 
@@ -260,7 +261,7 @@ def _resolve_chunk(
             update_fields=[
                 "network", "status", "email", "organisation", "country", "language", "source",
                 "server", "handle", "confidence", "fetched_at", "attempts", "last_error",
-                "next_attempt_at", "updated_at",
+                "next_attempt_at", "updated_at", "postal_address",
             ],
         )
         bulk_transition(to_resolved, states.CONTACT_RESOLVED, "abuse contact resolved")
@@ -269,6 +270,15 @@ def _resolve_chunk(
         if upserts:
             fill_countries(campaign_id, {c.host_id: c.country for c in upserts
                                          if c.country and not countries[c.host_id]})
+
+
+def _postal_text(network: NetworkRecord) -> str:
+    """The network's postal address as text, read once per network object of a run."""
+    text = getattr(network, "_postal_text", None)
+    if text is None:
+        found = postal_address(network)
+        text = network._postal_text = found.text if found else ""
+    return text
 
 
 def _contact_for(
@@ -312,6 +322,8 @@ def _contact_for(
     if not network.email:
         contact.status = Contact.NO_CONTACT
         contact.last_error = "; ".join(network.evidence.get("errors", []))[:1000]
+        # No e-mail address at all: the end of the fallback chain, a letter by post.
+        contact.postal_address = _postal_text(network)
     elif suppressed.matches(network.email):
         contact.status = Contact.SUPPRESSED
         contact.last_error = f"{network.email} is on the do-not-contact list"

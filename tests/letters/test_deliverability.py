@@ -50,7 +50,7 @@ def test_the_figures(campaign, fared):
     assert {k: v for k, v in found.items() if k != "registries"} == {
         "sent": 6, "delivered": 0, "bounced": 1, "temporary": 1, "complaints": 1,
         "auto_replies": 1, "replies": 1, "fallback_hosts": 1, "postal_next": 0,
-        "postal_known": 0}
+        "postal_known": 0, "postal_posted": 0, "postal_returned": 0}
     stale, fresh = found["registries"]
     assert (stale.registry, stale.sent, stale.bounced, stale.bounce_rate) == (
         "https://rdap.stale.example/", 2, 1, 0.5)

@@ -105,8 +105,10 @@ def test_each_permanent_bounce_moves_the_host_to_its_next_contact_then_postal(
     assert [h["role"] for h in contact.fallbacks] == ["technical", "administrative", "postal"]
     assert Host.objects.get(pk=harborline.pk).state == host_states.NO_CONTACT
     assert AuditEvent.objects.filter(action="contact.fallback_exhausted").count() == 1
-    # Nothing more to write: no batch takes the host.
-    assert batches.build_batch(campaign=campaign, actor=bob).letters.count() == 0
+    # No e-mail address is left: the next batch writes to the owner by post.
+    (postal,) = batches.build_batch(campaign=campaign, actor=bob).letters.all()
+    assert (postal.channel, postal.email, postal.postal_address) == (
+        states.POSTAL, "", contact.postal_address)
 
 
 def test_without_registry_roles_the_domain_s_abuse_mailbox_is_next(campaign, finding, bob,

@@ -1,6 +1,11 @@
-"""letters_batch create|submit|approve|reject|send: the batch workflow from the shell."""
+"""letters_batch create|submit|approve|reject|send|pdf|posted|returned|release: the batch
+workflow from the shell."""
 
 from __future__ import annotations
+
+import argparse
+from datetime import date
+from pathlib import Path
 
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
@@ -9,6 +14,7 @@ from campaign.cli import ProgressBar, get_campaign, get_user
 from campaign.models import Agency
 from letters import batches, errors, sending, states
 from letters.models import Batch, Letter
+from letters.postal import services as postal
 from letters.tasks import send_batch_task
 
 
@@ -35,6 +41,25 @@ class Command(BaseCommand):
         send.add_argument("--by")
         send.add_argument("--background", action="store_true",
                           help="queue the sending for the Celery workers")
+
+        pdf = sub.add_parser("pdf", help="the approved batch's postal letters as one "
+                                         "print-ready PDF (and their addresses as CSV)")
+        pdf.add_argument("batch_id", type=int)
+        pdf.add_argument("--out", required=True, help="where to write the PDF")
+        pdf.add_argument("--csv", help="also write the addresses (mail merge) here")
+        pdf.add_argument("--by")
+        posted = sub.add_parser("posted", help="mark the batch's printed letters as posted")
+        posted.add_argument("batch_id", type=int)
+        posted.add_argument("--by", required=True)
+        posted.add_argument("--date", type=_day, help="the day they left (default today)")
+        posted.add_argument("--letter", type=int, action="append", dest="letters",
+                            help="only this letter (repeatable)")
+        returned = sub.add_parser("returned", help="a posted letter came back from the post")
+        returned.add_argument("letter_id", type=int)
+        returned.add_argument("--by", required=True)
+        returned.add_argument("--reason", required=True,
+                              help="what the post says, e.g. 'addressee unknown'")
+        returned.add_argument("--date", type=_day, help="the day it came back (default today)")
 
         release = sub.add_parser(
             "release", help="put an unconfirmed letter (its worker died mid-send) back in the "
@@ -112,6 +137,29 @@ class Command(BaseCommand):
             )
         self.stdout.write(summary.line)
 
+    def do_pdf(self, options):
+        batch = self._batch(options["batch_id"])
+        actor = get_user(options["by"]) if options["by"] else None
+        printed = postal.print_batch(batch=batch, actor=actor)
+        _write(options["out"], printed.data)
+        if options["csv"]:
+            _write(options["csv"], postal.batch_addresses_csv(batch=batch, actor=actor).encode())
+        self.stdout.write(f"pages={printed.pages} letters={printed.letters}")
+
+    def do_posted(self, options):
+        batch = self._batch(options["batch_id"])
+        moved = postal.mark_posted(batch=batch, actor=get_user(options["by"]),
+                                   posted_on=options["date"], letter_ids=options["letters"])
+        self.stdout.write(f"batch={batch.pk} posted={moved}")
+
+    def do_returned(self, options):
+        letter = Letter.objects.filter(pk=options["letter_id"]).first()
+        if letter is None:
+            raise CommandError(f"no letter {options['letter_id']}")
+        letter = postal.mark_returned(letter=letter, actor=get_user(options["by"]),
+                                      reason=options["reason"], returned_on=options["date"])
+        self.stdout.write(f"letter={letter.pk} state={letter.state}")
+
     def do_release(self, options):
         letter = Letter.objects.filter(pk=options["letter_id"]).first()
         if letter is None:
@@ -125,3 +173,17 @@ class Command(BaseCommand):
             raise CommandError(f"letter {letter.pk} is not waiting for a person "
                                f"(state {letter.state}, {claimed})")
         self.stdout.write(f"letter={letter.pk} released=1")
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _write(path: str, data: bytes) -> None:
+    try:
+        Path(path).write_bytes(data)
+    except OSError as exc:
+        raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from None
