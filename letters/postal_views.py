@@ -5,8 +5,7 @@ the agency and the four-eyes state again."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -82,7 +81,7 @@ def letter_pdf(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     campaign = campaign_selectors.campaign_for(request.user, slug)
     letter = pages.visible_letter(request.user, campaign, pk)
     if not letter.is_postal:
-        raise PermissionDenied(f"letter {letter.pk} goes by e-mail: it has no printed form")
+        raise Http404(f"letter {letter.pk} goes by e-mail: it has no printed form")
     printed = postal.preview_pdf(letter)
     return _download(printed.data, "application/pdf", f"letter-{letter.pk}.pdf", inline=True)
 

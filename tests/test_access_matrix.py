@@ -31,7 +31,7 @@ from probes.contacts.models import ContactRun
 from probes.verification.models import ProbeRun
 from tests.conftest import make_user
 from tests.letters import conftest as letters_fixtures
-from tests.letters.conftest import add_finding
+from tests.letters.conftest import add_finding, add_postal_finding
 
 pytestmark = pytest.mark.django_db
 
@@ -75,7 +75,10 @@ def world(db, settings):
     batch = batches.build_batch(campaign=campaign, actor=builder)
     draft, out = batch.letters.order_by("id")
     Letter.objects.filter(pk=out.pk).update(state=letter_states.SENT)  # its link works
+    by_post = add_postal_finding(campaign, country="US")
+    (postal,) = batches.build_batch(campaign=campaign, actor=builder).letters.all()
     return SimpleNamespace(
+        postal=postal, by_post=by_post,
         lead=lead, campaign=campaign, host=host, users=users, batch=batch, letter=draft,
         token=make_token(out.idempotency_key),
         feed_import=FeedImport.objects.create(
@@ -124,6 +127,16 @@ def rows(w) -> list[Row]:
         Row("letter_detail", "get", "view_campaign", (slug, letter), c, wrong="post"),
         Row("letter_preview", "get", "view_campaign", (slug, letter), c, wrong="post"),
         Row("letter_remove", "post", "build_batch", (slug, letter), c, "acts", wrong="get"),
+        # Postal letters (a draft batch: printing and posting are refused until approved).
+        Row("batch_print", "get", "send_batch", (slug, w.postal.batch_id), c, 409,
+            wrong="post"),
+        Row("batch_addresses", "get", "send_batch", (slug, w.postal.batch_id), c, 409,
+            wrong="post"),
+        Row("batch_posted", "post", "send_batch", (slug, w.postal.batch_id), c, "acts",
+            wrong="get"),
+        Row("letter_pdf", "get", "view_campaign", (slug, w.postal.pk), c, wrong="post"),
+        Row("letter_returned", "post", "send_batch", (slug, w.postal.pk), c, "acts",
+            wrong="get"),
         Row("review_queue", "get", "review_batch", wrong="post"),
         Row("agency_list", "get", "change_campaign", wrong="post"),
         Row("agency_settings", "get", "change_campaign", (w.lead.pk,), "agency", wrong="put"),
@@ -141,6 +154,8 @@ def rows(w) -> list[Row]:
         Row("recipient_run_status", "get", PUBLIC, (w.token, 987654), ok=404, wrong="post"),
         Row("recipient_feedback", "post", PUBLIC, (w.token,), ok="acts", wrong="get"),
         Row("recipient_preferences", "post", PUBLIC, (w.token,), ok="acts", wrong="get"),
+        # A printed letter's short link: not posted yet, so it opens nothing.
+        Row("short_link", "get", PUBLIC, (w.postal.short_code,), ok=404, wrong="post"),
     ]
 
 

@@ -9,7 +9,8 @@ the reference, and the recipient page's short link as text and as a QR code. Two
   85 × 45 mm (its top 5 mm carry the return address), for C5/6 and DL window envelopes
   (folded at 105 and 210 mm: the fold marks are printed, with the hole mark at 148.5 mm).
 - `us10`: US Letter for a #10 window envelope (window 4½ × 1⅛ in, ⅞ in from the left):
-  the address 2 in from the top, 0.875 in from the left, folded in thirds.
+  the address 1.85 in from the top, 0.875 in from the left, folded in thirds; no return
+  line (a #10 envelope carries the sender's address printed, top left).
 
 Text is laid out by WeasyPrint (Pango): Noto fonts (installed with the system packages) give
 every script of the 21 languages its glyphs; CJK text takes the Noto CJK face of its language.
@@ -60,7 +61,7 @@ class PageFormat:
     window_left: float
     window_width: float
     window_height: float
-    return_height: float  # the sender's line at the top of the field
+    return_height: float  # the sender's line at the top of the field (0: none)
     text_top: float  # where the text of the first page starts
     folds: tuple[float, ...]
     hole: float  # the punch mark, half way down
@@ -75,7 +76,9 @@ class PageFormat:
             "window_top": mm(self.window_top - self.top),
             "window_left": mm(self.window_left - self.left),
             "window_width": mm(self.window_width), "window_height": mm(self.window_height),
-            "return_height": mm(self.return_height),
+            "return_height": mm(self.return_height), "return_line": self.return_height > 0,
+            # Lines that fit at 10 pt (4.2 mm each); more are set smaller.
+            "address_lines": int((self.window_height - self.return_height - 1) // 4.3),
             "address_height": mm(self.window_height - self.return_height),
             "text_top": mm(self.text_top - self.top),
             "info_left": mm(self.window_left + self.window_width + 10 - self.left),
@@ -95,7 +98,7 @@ FORMATS = {
         "us10", "US Letter (#10 window envelope)", page="letter",
         top=0.6 * INCH, right=0.9 * INCH, bottom=0.7 * INCH, left=1 * INCH,
         window_top=1.85 * INCH, window_left=0.875 * INCH, window_width=4 * INCH,
-        window_height=1.1 * INCH, return_height=0.16 * INCH, text_top=3.7 * INCH,
+        window_height=1.1 * INCH, return_height=0, text_top=3.7 * INCH,
         folds=(11 / 3 * INCH, 22 / 3 * INCH), hole=5.5 * INCH),
 }
 

@@ -52,6 +52,10 @@ def postal_letters(batch: Batch):
             .exclude(state__in=[states.CANCELLED, states.FAILED]).order_by("id"))
 
 
+def _fresh(batch: Batch) -> Batch:
+    return Batch.objects.select_related("agency", "campaign__agency").get(pk=batch.pk)
+
+
 def _reviewed_batch(batch: Batch, actor, doing: str) -> Batch:
     """The batch, if it is approved and `actor` may send it (actor None: the shell's own
     operator, as `letters_batch send` without --by)."""
@@ -67,7 +71,7 @@ def _reviewed_batch(batch: Batch, actor, doing: str) -> Batch:
 def print_batch(*, batch: Batch, actor) -> printing.PrintedPdf:
     """The print room's PDF: every postal letter of an approved batch not yet posted or
     given up (queued), else, for a reprint, every posted one."""
-    batch = _reviewed_batch(batch, actor, "print postal letters")
+    batch = _reviewed_batch(_fresh(batch), actor, "print postal letters")
     letters = list(postal_letters(batch).filter(state=states.QUEUED))
     if not letters:
         letters = list(postal_letters(batch).filter(state=states.SENT))
@@ -81,7 +85,7 @@ def print_batch(*, batch: Batch, actor) -> printing.PrintedPdf:
 
 
 def batch_addresses_csv(*, batch: Batch, actor) -> str:
-    batch = _reviewed_batch(batch, actor, "export postal addresses")
+    batch = _reviewed_batch(_fresh(batch), actor, "export postal addresses")
     return printing.addresses_csv(postal_letters(batch))
 
 

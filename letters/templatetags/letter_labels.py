@@ -5,8 +5,8 @@ from __future__ import annotations
 from django import template
 
 from letters import states
-from letters.shortlinks import display_code
 from letters.languages import LANGUAGE_NAMES, bcp47, normalize
+from letters.shortlinks import display_code
 
 register = template.Library()
 

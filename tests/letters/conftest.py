@@ -73,6 +73,32 @@ def add_finding(campaign, *, email, language="en", country="US", ip=None,
     return host
 
 
+POSTAL_ADDRESS = ("Harborline Communications, LLC\n4100 Pier Avenue\nSuite 300\n"
+                  "Norfolk, VA 23510\nUnited States")
+
+
+def add_postal_finding(campaign, *, address=POSTAL_ADDRESS, language="en", country="US",
+                       ip=None, **kwargs):
+    """A host verified open whose owner no e-mail address reaches, with a postal address
+    from the registry: the end of the fallback chain, which a batch writes to by post."""
+    from campaign.models import Host
+    from probes.contacts.models import Contact
+
+    host = add_finding(campaign, email="gone@example.invalid", language=language,
+                       country=country, ip=ip, state=host_states.NO_CONTACT, **kwargs)
+    Contact.objects.filter(host=host).update(status=Contact.NO_CONTACT, email="",
+                                             postal_address=address)
+    return Host.objects.get(pk=host.pk)
+
+
+@pytest.fixture
+def postal_finding(campaign):
+    def make(**kwargs):
+        return add_postal_finding(campaign, **kwargs)
+
+    return make
+
+
 @pytest.fixture
 def finding(campaign):
     def make(**kwargs):
