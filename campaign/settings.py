@@ -230,6 +230,9 @@ BOUNCE_LOCAL_PART = env_str("BOUNCE_LOCAL_PART", "bounces")
 DKIM_SELECTOR = env_str("DKIM_SELECTOR")
 DKIM_PRIVATE_KEY_FILE = env_str("DKIM_PRIVATE_KEY_FILE")
 DKIM_DOMAIN = env_str("DKIM_DOMAIN")
+# Postal letters (letters/postal/printing.py): processes that lay out a long print job in
+# parallel; 0: one per CPU.
+POSTAL_PDF_WORKERS = int(env_float("POSTAL_PDF_WORKERS", 0))
 # The bounce mailbox the poller reads (imaps://user:password@host:port/MAILBOX); handled mail
 # is moved to INBOUND_IMAP_DONE_FOLDER. Unset: no poller (an MTA pipes into receive_mail).
 INBOUND_IMAP_URL = env_str("INBOUND_IMAP_URL")

@@ -23,27 +23,32 @@ from __future__ import annotations
 
 import csv
 import io
+import multiprocessing
+import os
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 
 import segno
 from babel import dates as babel_dates
+from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.safestring import mark_safe
+from pypdf import PdfReader, PdfWriter
 
 from campaign.models import Agency
 from letters import shortlinks
 from letters.errors import LetterError
 from letters.languages import babel_locale
 from letters.models import Letter
+from letters.postal.pdf_worker import render_chunk
 
 # Countries on US Letter paper with #10 envelopes; everyone else A4 (ISO 216).
 LETTER_PAPER_COUNTRIES = frozenset({"US", "CA", "MX", "PH", "CL", "CO", "VE", "GT", "CR", "PR"})
-# Letters laid out per WeasyPrint document: layout time grows faster than the page count in
-# one big document, so long batches are laid out in chunks and their pages joined.
-CHUNK = 100
+# Letters laid out per WeasyPrint document (see render_pdf).
+CHUNK = 250
 
 
 @dataclass(frozen=True)
@@ -154,14 +159,6 @@ def print_html(letters: Iterable[Letter], *, fmt: PageFormat, draft: bool = Fals
     })
 
 
-def _data_only_fetcher():
-    """WeasyPrint's URL fetcher: our data: URIs only, never a file or a network address
-    (anything else is refused, and WeasyPrint leaves that image or stylesheet out)."""
-    from weasyprint.urls import URLFetcher  # heavy (Pango): loaded where PDFs are made
-
-    return URLFetcher(allowed_protocols={"data"}, allow_redirects=False, timeout=1)
-
-
 @dataclass(frozen=True)
 class PrintedPdf:
     data: bytes
@@ -174,23 +171,42 @@ def _chunks(letters: list[Letter], size: int) -> Iterator[list[Letter]]:
         yield letters[start:start + size]
 
 
+def _workers(chunks: int) -> int:
+    wanted = settings.POSTAL_PDF_WORKERS or os.cpu_count() or 1
+    return max(1, min(int(wanted), chunks))
+
+
 def render_pdf(letters: Iterable[Letter], *, fmt: PageFormat, draft: bool = False,
                printed_on: date | None = None) -> PrintedPdf:
     """One PDF of the letters, each starting on a new page (print it single-sided: a letter
-    may end on an odd page)."""
-    from weasyprint import HTML
+    may end on an odd page).
 
+    Long batches are laid out in chunks, on every core (POSTAL_PDF_WORKERS processes, default
+    one per CPU): layout is WeasyPrint's slow part, and grows faster than the page count in
+    one big document. The chunks' PDFs are then joined in order (pypdf).
+    """
     letters = list(letters)
     if not letters:
         raise LetterError("no postal letters to print")
-    documents = [
-        HTML(string=print_html(part, fmt=fmt, draft=draft, printed_on=printed_on),
-             url_fetcher=_data_only_fetcher()).render()
-        for part in _chunks(letters, CHUNK)
-    ]
-    pages = [page for document in documents for page in document.pages]
-    data = documents[0].copy(pages).write_pdf()
-    return PrintedPdf(data=data, pages=len(pages), letters=len(letters))
+    pages_html = [print_html(part, fmt=fmt, draft=draft, printed_on=printed_on)
+                  for part in _chunks(letters, CHUNK)]
+    workers = _workers(len(pages_html))
+    if workers == 1:
+        parts = [render_chunk(html) for html in pages_html]
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            parts = list(pool.map(render_chunk, pages_html))
+    if len(parts) == 1:
+        data, pages = parts[0]
+        return PrintedPdf(data=data, pages=pages, letters=len(letters))
+    writer = PdfWriter()
+    for data, _pages in parts:
+        writer.append(PdfReader(io.BytesIO(data)))
+    out = io.BytesIO()
+    writer.write(out)
+    return PrintedPdf(data=out.getvalue(), pages=sum(p for _d, p in parts),
+                      letters=len(letters))
 
 
 ADDRESS_LINES = 8
