@@ -250,6 +250,7 @@ def test_the_pages_print_post_and_return(client, campaign, bob, rita, by_post):
     client.force_login(bob)
     page = client.get(reverse("batch_detail", args=[campaign.slug, batch.pk])).content.decode()
     assert "2 to print and post, 0 posted, 0 returned." in page
+    assert 'id="no-email-note"' in page and "Send 0 letters" not in page
     pdf = client.get(reverse("batch_print", args=[campaign.slug, batch.pk]))
     assert (pdf["Content-Type"], pdf.content[:5]) == ("application/pdf", b"%PDF-")
     assert "attachment" in pdf["Content-Disposition"]
