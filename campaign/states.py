@@ -51,8 +51,7 @@ HOST_TRANSITIONS: dict[str, frozenset[str]] = {
     UNREACHABLE: frozenset({VERIFIED_OPEN, NOT_OPEN}),
     # Found closed before the letter left: it drops out of the batch.
     CONTACT_RESOLVED: frozenset({NOTIFIED, NO_CONTACT, NOT_OPEN, UNREACHABLE}),
-    # NOTIFIED: no e-mail address was left, and a postal letter was posted (letters.postal).
-    NO_CONTACT: frozenset({CONTACT_RESOLVED, NOTIFIED, NOT_OPEN, UNREACHABLE}),
+    NO_CONTACT: frozenset({CONTACT_RESOLVED, NOT_OPEN, UNREACHABLE}),
     NOTIFIED: frozenset({REMEDIATED}),
     # Re-opened after remediation: back to the start of the verified path.
     REMEDIATED: frozenset({VERIFIED_OPEN}),
@@ -77,7 +76,9 @@ def sources_for(target: str) -> frozenset[str]:
 
 # Only the fallback chain (probes.contacts.fallback) takes these, never a bulk move: a notice
 # that bounced for good notified nobody, so the host takes its next contact, or has none.
-AFTER_BOUNCE: dict[str, frozenset[str]] = {NOTIFIED: frozenset({CONTACT_RESOLVED, NO_CONTACT})}
+# Its end, a postal letter posted (letters.postal), notifies a host that had no contact.
+AFTER_BOUNCE: dict[str, frozenset[str]] = {NOTIFIED: frozenset({CONTACT_RESOLVED, NO_CONTACT}),
+                                           NO_CONTACT: frozenset({NOTIFIED})}
 
 
 def check_transition(current: str, target: str, *, after_bounce: bool = False) -> None:

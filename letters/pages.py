@@ -29,7 +29,8 @@ IPS_SHOWN = 3
 # Letter fields a list needs; the bodies and the JSON context can be large.
 LIST_FIELDS = ("id", "batch_id", "campaign_id", "kind", "state", "email", "language",
                "bilingual", "subject", "created_at", "state_changed_at", "sent_at",
-               "delivered_at", "bounced_at", "complained_at", "replied_at", "last_error")
+               "delivered_at", "bounced_at", "complained_at", "replied_at", "last_error",
+               "channel", "postal_address", "posted_at", "returned_at")
 
 
 def _live_host_count() -> Coalesce:

@@ -21,6 +21,7 @@ from email.utils import getaddresses
 from anymail.exceptions import AnymailInvalidAddress, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import BadHeaderError, EmailMultiAlternatives, get_connection
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -273,6 +274,12 @@ def send_letter(letter_id: int, *, connection=None,
     try:
         message = build_message(letter)
         message.message()  # a header Django refuses (BadHeaderError) fails here, not half-sent
+    except ImproperlyConfigured as exc:
+        # This server's set-up (a DKIM key it cannot read): the letter is not at fault. Kept
+        # queued, unclaimed, saying why; sent once the configuration is fixed.
+        log.error("letter %s not sent: %s", letter.pk, exc)
+        _release(letter.pk, token, f"not sent: {exc}")
+        return RETRY
     except (UnsendableLetter, BadHeaderError, ValueError) as exc:
         _finish(letter, token, states.FAILED, error=f"not sent: {exc}")
         return FAILED

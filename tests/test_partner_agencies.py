@@ -249,6 +249,14 @@ def _routes(w):
             ("batch_submit", "post", owner, (slug, batch.pk)),
             ("batch_send", "post", owner, (slug, batch.pk)),
             ("letter_remove", "post", owner, (slug, letter.pk)),
+            # Postal letters: a draft batch is not printed (409 for its own agency).
+            ("batch_print", "get", owner, (slug, batch.pk)),
+            ("batch_addresses", "get", owner, (slug, batch.pk)),
+            ("batch_posted", "post", owner, (slug, batch.pk)),
+            ("letter_returned", "post", owner, (slug, letter.pk)),
+            # An e-mail has no printed form: 404 for everyone (tests/test_access_matrix.py
+            # opens a postal letter's).
+            ("letter_pdf", "get", owner, (slug, letter.pk)),
         ]
     return rows
 
@@ -260,7 +268,7 @@ def _expected(name: str, owner: str, who: str):
     if who == C:
         return 404  # the campaign does not exist for an agency outside it
     if owner in (A, B):
-        if who != owner:
+        if who != owner or name == "letter_pdf":
             return 404
         return 200 if name not in POSTS else "acts"
     if owner.startswith("host:"):
@@ -270,7 +278,8 @@ def _expected(name: str, owner: str, who: str):
     return 200
 
 
-POSTS = {"batch_submit", "batch_approve", "batch_reject", "batch_send", "letter_remove"}
+POSTS = {"batch_submit", "batch_approve", "batch_reject", "batch_send", "letter_remove",
+         "batch_print", "batch_addresses", "batch_posted", "letter_returned"}
 
 
 def test_the_matrix_names_every_staff_url(world):

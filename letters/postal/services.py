@@ -123,7 +123,8 @@ def mark_posted(*, batch: Batch, actor, posted_on: date | None = None,
         for link in letter.letter_hosts.filter(dropped=False).select_related("host"):
             if link.host.state == host_states.NO_CONTACT:
                 transition_host(link.host, host_states.NOTIFIED, actor=actor,
-                                reason="postal letter posted", data={"letter": letter.pk})
+                                reason="postal letter posted", data={"letter": letter.pk},
+                                after_bounce=True)  # the fallback chain's end
     if letters:
         record("batch.posted", actor=actor, campaign_id=batch.campaign_id, obj=batch,
                data={"letters": [x.pk for x in letters], "posted_on": moment.date().isoformat()})

@@ -6,8 +6,9 @@ list:
 1. the registry's abuse address (the contact the look-up chose);
 2. the other e-mail addresses of the same registry answer: technical, NOC, administrative,
    registrant, in that order (RDAP entity roles; WHOIS tech-c, admin-c, e-mail lines);
-3. `abuse@` of the network's own domain (RFC 2142's mailbox), taken from the domains of the
-   addresses above;
+3. `abuse@` of the network's own registered domain (RFC 2142's mailbox), taken from the
+   domains of the addresses above, each cut to what its owner registered (Public Suffix List:
+   `noc@mail.isp.co.uk` gives `abuse@isp.co.uk`);
 4. none left: the contact becomes `no_contact` and says a postal letter is next, with the
    postal address of the registry answer (probes.contacts.postal) when it holds one;
 5. the post brings that letter back (`postal_returned`): no way is left, and staff see so.
@@ -19,11 +20,13 @@ built, reviewed and approved by people (four eyes).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import asdict, dataclass
 
 from django.db import transaction
+from publicsuffixlist import PublicSuffixList
 from django.utils import timezone
 
 from campaign import states as host_states
@@ -71,12 +74,26 @@ def _registry_steps(network: NetworkRecord) -> list[Step]:
                  f"{network.display_range}") for c in found if clean_email(c.email)]
 
 
+@functools.cache
+def _suffixes() -> PublicSuffixList:
+    return PublicSuffixList()  # the list the package ships: read once, never fetched
+
+
+def registered_domain(domain: str) -> str:
+    """The domain its owner registered (`noc.mail.bt.co.uk` → `bt.co.uk`, by the Public
+    Suffix List): where RFC 2142's abuse mailbox is. "" for a bare public suffix."""
+    domain = domain.strip().strip(".").lower()
+    if not domain:
+        return ""
+    return _suffixes().privatesuffix(domain) or ""
+
+
 def chain_for(contact: Contact) -> list[Step]:
     """The contact's whole chain of addresses, in the order they are tried."""
     steps = _registry_steps(contact.network) if contact.network_id else []
     domains: list[str] = []
     for email in [contact.email] + [s.email for s in steps]:
-        domain = email.rpartition("@")[2].lower()
+        domain = registered_domain(email.rpartition("@")[2])
         if domain and domain not in domains:
             domains.append(domain)
     steps += [Step(f"abuse@{d}", "abuse_mailbox", "domain",

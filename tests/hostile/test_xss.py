@@ -31,7 +31,7 @@ from probes.contacts.models import Contact, ContactOverride, ContactRun, Network
 from probes.contacts.suppression import suppress
 from probes.verification.models import ProbeResult, ProbeRun
 from tests.conftest import make_user
-from tests.letters.conftest import add_finding
+from tests.letters.conftest import add_finding, add_postal_finding
 
 pytestmark = [pytest.mark.django_db,
               # the Django admin's forms for the agency's URL fields (not ours to change here)
@@ -115,6 +115,12 @@ def world(settings, client):
     rejected = batches.build_batch(campaign=campaign, actor=builder)
     batches.submit_batch(batch=rejected, actor=builder)
     batches.reject_batch(batch=rejected, actor=reviewer, comment=payload("batch.reject_comment"))
+    # A postal letter, to an address a registry wrote.
+    add_postal_finding(campaign, address=payload("letter.postal_address"), ip="198.51.100.9")
+    postal_batch = batches.build_batch(campaign=campaign, actor=builder)
+    batches.submit_batch(batch=postal_batch, actor=builder)
+    batches.approve_batch(batch=postal_batch, actor=reviewer)
+    postal_letter = postal_batch.letters.get(channel="postal")
     Letter.objects.filter(pk=letter.pk).update(
         subject=payload("letter.subject"), last_error=payload("letter.last_error"))
     LetterEvent.objects.create(letter=letter, esp="Fuzz", event_type="bounced",
@@ -139,6 +145,7 @@ def world(settings, client):
         "probe_run": ProbeRun.objects.get(campaign=campaign).pk, "contact_run": contact_run.pk,
         "batch": sent_batch.pk, "rejected": rejected.pk, "letter": letter.pk, "token": token,
         "agency": agency.pk, "admin": admin_user,
+        "postal_batch": postal_batch.pk, "postal_letter": postal_letter.pk,
     }
 
 
@@ -160,6 +167,9 @@ def pages(w: dict) -> list[tuple[str, tuple, str]]:
         ("letter_list", (s,), ""), ("letter_detail", (s, w["letter"]), ""),
         ("deliverability", (s,), ""),
         ("letter_preview", (s, w["letter"]), ""), ("review_queue", (), ""),
+        ("batch_detail", (s, w["postal_batch"]), ""),
+        ("letter_detail", (s, w["postal_letter"]), ""),
+        ("letter_preview", (s, w["postal_letter"]), ""),
         ("agency_list", (), ""), ("agency_settings", (w["agency"],), ""),
         ("template_edit", ("first_notice.body.html",), ""),
         ("template_edit", ("first_notice.subject.txt",), ""),
@@ -176,11 +186,16 @@ def recipient_pages(w: dict) -> list[tuple[str, tuple, str]]:
         ("recipient_page", (t,), ""),
         ("recipient_page", (t,), "?lang=" + payload("reflected.lang", True) + "&sent=2&run=1"),
         ("recipient_run_status", (t, 987654), ""),
+        ("short_link", (payload("reflected.short_code", True),), ""),
     ]
 
 
+# Downloads, not pages: the printed letters and their address list (checked below).
+NOT_HTML = {"batch_print", "batch_addresses", "letter_pdf"}
+
+
 POST_ONLY = {"logout", "batch_approve", "batch_reject", "batch_submit", "batch_send",
-             "letter_remove", "template_preview", "recipient_retest", "recipient_feedback",
+             "letter_remove", "batch_posted", "letter_returned", "template_preview", "recipient_retest", "recipient_feedback",
              "recipient_preferences"}
 
 
@@ -216,7 +231,21 @@ class Sweep:
 
 def test_every_get_page_is_swept(world):
     swept = {name for name, _args, _query in pages(world) + recipient_pages(world)}
-    assert swept | POST_ONLY | {"login"} == _named(root_urls.urlpatterns)
+    assert swept | POST_ONLY | NOT_HTML | {"login"} == _named(root_urls.urlpatterns)
+
+
+def test_the_downloads_are_what_they_say_and_run_nothing(client, world):
+    client.force_login(world["admin"])
+    s, batch, letter = world["slug"], world["postal_batch"], world["postal_letter"]
+    for name, args, kind in (("batch_print", (s, batch), "application/pdf"),
+                             ("letter_pdf", (s, letter), "application/pdf"),
+                             ("batch_addresses", (s, batch), "text/csv")):
+        response = client.get(reverse(name, args=args))
+        assert response.status_code == 200, name
+        assert response["Content-Type"].split(";")[0] == kind, name
+        assert response["X-Content-Type-Options"] == "nosniff", name
+    lines = client.get(reverse("batch_addresses", args=(s, batch))).content.decode()
+    assert "<script>" in lines  # the address as written: a CSV is text, not a page
 
 
 def test_no_page_shows_a_payload_unescaped(client, world):

@@ -91,3 +91,17 @@ def test_a_key_file_that_is_no_key_is_a_clear_error(settings, tmp_path):
     settings.DKIM_PRIVATE_KEY_FILE = str(tmp_path / "missing.pem")
     with pytest.raises(ImproperlyConfigured, match="No such file"):
         key_for({}, "sender@ftc.example")
+
+
+def test_a_key_this_server_cannot_read_keeps_the_letter_queued_saying_why(
+        campaign, bob, rita, finding, settings, tmp_path):
+    from letters import states
+    from letters.models import Letter
+
+    settings.DKIM_SELECTOR = "sys2026"
+    settings.DKIM_PRIVATE_KEY_FILE = str(tmp_path / "missing.pem")
+    finding(email="abuse@isp.de.example", language="de", country="DE")
+    assert sent_through_smtp(campaign, bob, rita, settings) == []  # nothing left unsigned
+    letter = Letter.objects.get()
+    assert (letter.state, letter.claimed_at, letter.claim_token) == (states.QUEUED, None, "")
+    assert letter.last_error.startswith("not sent: DKIM key file")

@@ -122,6 +122,23 @@ def test_without_registry_roles_the_domain_s_abuse_mailbox_is_next(campaign, fin
         "RFC 2142 abuse mailbox of isp-one.example, the network's own domain")
 
 
+def test_the_domain_s_abuse_mailbox_is_at_the_registered_domain(campaign, finding):
+    host = finding(email="noc@mail.ops.isp-two.co.uk", country="GB")
+    chain = chain_for(Contact.objects.get(host=host))
+    assert [s.email for s in chain] == ["abuse@isp-two.co.uk"]
+    assert chain[0].why == "RFC 2142 abuse mailbox of isp-two.co.uk, the network's own domain"
+
+
+@pytest.mark.parametrize(("domain", "registered"), [
+    ("isp.example", "isp.example"), ("a.b.isp.example", "isp.example"),
+    ("noc.bt.co.uk", "bt.co.uk"), ("co.uk", ""), ("ISP.Example.", "isp.example"), ("", ""),
+])
+def test_registered_domains(domain, registered):
+    from probes.contacts.fallback import registered_domain
+
+    assert registered_domain(domain) == registered
+
+
 def test_a_suppressed_address_is_skipped(harborline, campaign, bob, rita):
     from probes.contacts.suppression import suppress
 
