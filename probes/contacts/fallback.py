@@ -26,8 +26,8 @@ import logging
 from dataclasses import asdict, dataclass
 
 from django.db import transaction
-from publicsuffixlist import PublicSuffixList
 from django.utils import timezone
+from publicsuffixlist import PublicSuffixList
 
 from campaign import states as host_states
 from campaign.audit import record

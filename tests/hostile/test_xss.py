@@ -195,8 +195,8 @@ NOT_HTML = {"batch_print", "batch_addresses", "letter_pdf"}
 
 
 POST_ONLY = {"logout", "batch_approve", "batch_reject", "batch_submit", "batch_send",
-             "letter_remove", "batch_posted", "letter_returned", "template_preview", "recipient_retest", "recipient_feedback",
-             "recipient_preferences"}
+             "letter_remove", "batch_posted", "letter_returned", "template_preview",
+             "recipient_retest", "recipient_feedback", "recipient_preferences"}
 
 
 def _named(patterns) -> set[str]:
