@@ -12,13 +12,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from campaign import selectors as campaign_selectors
 from campaign.views import require_perm
-from letters import pages, states
-from letters.errors import LetterError
+from letters import pages
 from letters.forms import PostedForm, ReturnedForm
 from letters.postal import services as postal
-from letters.views import _batch_page
-
-REFUSALS = (LetterError, states.IllegalTransition)
+from letters.views import REFUSALS, _batch_page
 
 
 def _download(data: bytes, content_type: str, filename: str, *, inline: bool = False

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Count, Exists, Min, OuterRef, Q
+from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet
 
 from campaign import states as host_states
 from campaign.models import Campaign, Host
@@ -112,7 +112,8 @@ def open_findings(
     First notices: hosts with a resolved contact (so verified open), not yet in a live letter,
     whose address is not on the do-not-contact list. Second notices: notified hosts whose
     latest follow-up re-test found them still open and that no live letter covers yet.
-    Postal letters, for hosts no e-mail address is left for: see _postal_findings.
+    Postal letters: the same, for hosts no e-mail address is left for and whose contact holds
+    a postal address (the end of the fallback chain).
     """
     suppressions = suppressions or SuppressionList.load()
     default_language = normalize(campaign.agency.default_language) or ENGLISH
@@ -120,49 +121,15 @@ def open_findings(
     if language and wanted_language is None:
         raise ValueError(f"no letters in language {language!r}")
 
-    hosts = Host.objects.filter(campaign=campaign, contact__status=Contact.RESOLVED).exclude(
-        contact__email=""
-    )
-    if country:
-        cc = country.strip().upper()
-        hosts = hosts.filter(Q(country=cc) | Q(country="", contact__country=cc))
-    first = (
-        hosts.filter(state=host_states.CONTACT_RESOLVED)
-        .exclude(_live_links(REACHING_LETTER_STATES, host=OuterRef("pk"),
-                             letter__kind=states.FIRST_NOTICE))
-        .values_list("id", "ip", "country", "contact__email", "contact__language",
-                     "contact__country", "contact__letter_preference__language")
-        .order_by("id")
-    )
-    findings: list[Finding] = []
-    for host_id, ip, cc, email, lang, contact_cc, chosen in first.iterator(chunk_size=5000):
-        # The language the recipient chose on their page comes first.
-        findings.append(Finding(host_id, ip, cc or contact_cc, email.lower(),
-                                normalize(chosen) or normalize(lang) or default_language,
-                                states.FIRST_NOTICE))
-
-    pending = (
-        Retest.objects.filter(campaign=campaign, outcome=Retest.STILL_OPEN,
-                              host__state=host_states.NOTIFIED,
-                              host__in=hosts)
-        .exclude(_live_links(retest=OuterRef("pk")))
-        .order_by("host_id", "-at", "-id")
-        .values_list("id", "host_id", "host__ip", "host__country", "host__contact__email",
-                     "host__contact__language", "host__contact__country", "evidence",
-                     "host__contact__letter_preference__language")
-    )
-    seen: set[int] = set()
-    for retest_id, host_id, ip, cc, email, lang, contact_cc, evidence, chosen in pending:
-        if host_id in seen:
-            continue  # only the newest pending re-test of a host counts
-        seen.add(host_id)
-        findings.append(Finding(host_id, ip, cc or contact_cc, email.lower(),
-                                normalize(chosen) or normalize(lang) or default_language,
-                                states.SECOND_NOTICE,
-                                retest_id=retest_id, evidence=list(evidence or [])))
-
+    by_mail = _hosts(campaign, country, Contact.RESOLVED, "email")
+    findings = _findings(campaign, by_mail, waiting=host_states.CONTACT_RESOLVED,
+                         address="email", default_language=default_language)
     findings = [f for f in findings if not suppressions.matches(f.email)]
-    findings += _postal_findings(campaign, country, default_language)
+    # No e-mail address left, a postal address from the registry (probes.contacts.postal).
+    by_post = _hosts(campaign, country, Contact.NO_CONTACT, "postal_address")
+    findings += _findings(campaign, by_post, waiting=host_states.NO_CONTACT,
+                          address="postal_address", default_language=default_language,
+                          letter__channel=states.POSTAL)
     findings = [f for f in findings if wanted_language is None or f.language == wanted_language]
     need = [f.host_id for f in findings if f.kind == states.FIRST_NOTICE]
     evidence = open_evidence(need) if need else {}
@@ -176,29 +143,39 @@ def open_findings(
     return kept
 
 
-def _postal_findings(campaign: Campaign, country: str | None,
-                     default_language: str) -> list[Finding]:
-    """Hosts whose chain of e-mail addresses is used up and whose registry record gives a
-    postal address (probes.contacts.postal): a first notice by post once, and a second notice
-    by post when a follow-up re-test finds one of them still open."""
-    hosts = Host.objects.filter(campaign=campaign, contact__status=Contact.NO_CONTACT).exclude(
-        contact__postal_address="")
+def _hosts(campaign: Campaign, country: str | None, status: str, address: str) -> QuerySet:
+    """The campaign's hosts whose contact has `status` and a non-empty `address` column."""
+    hosts = Host.objects.filter(campaign=campaign, contact__status=status).exclude(
+        **{f"contact__{address}": ""})
     if country:
         cc = country.strip().upper()
         hosts = hosts.filter(Q(country=cc) | Q(country="", contact__country=cc))
-    columns = ("contact__postal_address", "contact__language", "contact__country",
+    return hosts
+
+
+def _findings(campaign: Campaign, hosts: QuerySet, *, waiting: str, address: str,
+              default_language: str, **live) -> list[Finding]:
+    """First notices for `hosts` in state `waiting` that no reaching first notice (narrowed
+    by `live`) covers yet, then second notices for the notified ones whose newest follow-up
+    re-test found them still open and no live letter covers. Each goes to the contact's
+    `address` column: `email`, or `postal_address` for a letter by post. Two queries."""
+    columns = (f"contact__{address}", "contact__language", "contact__country",
                "contact__letter_preference__language")
+    by_post = address == "postal_address"
+
+    def finding(host_id, ip, cc, to, lang, contact_cc, chosen, kind, **more) -> Finding:
+        # The language the recipient chose on their page comes first.
+        return Finding(host_id, ip, cc or contact_cc, "" if by_post else to.lower(),
+                       normalize(chosen) or normalize(lang) or default_language, kind,
+                       postal_address=to if by_post else "", **more)
+
     first = (
-        hosts.filter(state=host_states.NO_CONTACT)
+        hosts.filter(state=waiting)
         .exclude(_live_links(REACHING_LETTER_STATES, host=OuterRef("pk"),
-                             letter__kind=states.FIRST_NOTICE, letter__channel=states.POSTAL))
+                             letter__kind=states.FIRST_NOTICE, **live))
         .values_list("id", "ip", "country", *columns).order_by("id")
     )
-    found: list[Finding] = []
-    for host_id, ip, cc, address, lang, contact_cc, chosen in first.iterator(chunk_size=5000):
-        found.append(Finding(host_id, ip, cc or contact_cc, "",
-                             normalize(chosen) or normalize(lang) or default_language,
-                             states.FIRST_NOTICE, postal_address=address))
+    found = [finding(*row, states.FIRST_NOTICE) for row in first.iterator(chunk_size=5000)]
     pending = (
         Retest.objects.filter(campaign=campaign, outcome=Retest.STILL_OPEN,
                               host__state=host_states.NOTIFIED, host__in=hosts)
@@ -208,13 +185,12 @@ def _postal_findings(campaign: Campaign, country: str | None,
                      *(f"host__{c}" for c in columns))
     )
     seen: set[int] = set()
-    for retest_id, host_id, ip, cc, evidence, address, lang, contact_cc, chosen in pending:
-        if host_id not in seen:
-            seen.add(host_id)
-            found.append(Finding(host_id, ip, cc or contact_cc, "",
-                                 normalize(chosen) or normalize(lang) or default_language,
-                                 states.SECOND_NOTICE, retest_id=retest_id,
-                                 evidence=list(evidence or []), postal_address=address))
+    for retest_id, host_id, ip, cc, evidence, *contact in pending:
+        if host_id in seen:
+            continue  # only the newest pending re-test of a host counts
+        seen.add(host_id)
+        found.append(finding(host_id, ip, cc, *contact, states.SECOND_NOTICE,
+                             retest_id=retest_id, evidence=list(evidence or [])))
     return found
 
 

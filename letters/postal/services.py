@@ -22,7 +22,7 @@ from campaign.hosts import transition_host
 from letters import states
 from letters.batches import move_batch
 from letters.errors import LetterError, check_perm
-from letters.models import Batch, Letter
+from letters.models import Batch, Letter, LetterHost
 from letters.postal import printing
 from probes.contacts.fallback import postal_returned
 from probes.contacts.models import Contact
@@ -119,12 +119,12 @@ def mark_posted(*, batch: Batch, actor, posted_on: date | None = None,
     now = timezone.now()
     Letter.objects.filter(pk__in=[x.pk for x in letters], state=states.QUEUED).update(
         state=states.SENT, state_changed_at=now, sent_at=moment, posted_at=moment)
-    for letter in letters:
-        for link in letter.letter_hosts.filter(dropped=False).select_related("host"):
-            if link.host.state == host_states.NO_CONTACT:
-                transition_host(link.host, host_states.NOTIFIED, actor=actor,
-                                reason="postal letter posted", data={"letter": letter.pk},
-                                after_bounce=True)  # the fallback chain's end
+    links = LetterHost.objects.filter(letter__in=letters, dropped=False,
+                                      host__state=host_states.NO_CONTACT).select_related("host")
+    for link in links:
+        transition_host(link.host, host_states.NOTIFIED, actor=actor,
+                        reason="postal letter posted", data={"letter": link.letter_id},
+                        after_bounce=True)  # the fallback chain's end
     if letters:
         record("batch.posted", actor=actor, campaign_id=batch.campaign_id, obj=batch,
                data={"letters": [x.pk for x in letters], "posted_on": moment.date().isoformat()})
