@@ -29,6 +29,8 @@ from campaign.staging import Staging
 log = logging.getLogger(__name__)
 
 CHUNK = 50_000
+# Formats whose lines say what the host is suspected of (Entry.kind).
+PER_LINE_KIND_FORMATS = frozenset({"intelmq"})
 Progress = Callable[[FeedImport], None]
 
 
@@ -115,6 +117,7 @@ def create_import(
                 source=source[:2000],
                 requested_format=fmt,
                 kind=bit,
+                kind_given=bool(kind),
                 created_by=actor if getattr(actor, "pk", None) else None,
             )
             if upload is not None:
@@ -215,7 +218,11 @@ def run_import(import_id: int, *, progress: Progress | None = None) -> FeedImpor
             if fmt == "auto":
                 fmt = detect_format(head_lines(stream))
             kind = feed_import.kind or resolve_kind(feed_import.campaign, None, fmt)
-            if not kind:
+            if fmt in PER_LINE_KIND_FORMATS and not feed_import.kind_given:
+                # Each line says what it lists; one that names neither kind is refused, not
+                # taken as the campaign's kind (an IntelMQ `open-ipp` event is no proxy).
+                kind = 0
+            elif not kind:
                 raise FormatError(FeedImport.kind_missing(feed_import.campaign))
             FeedImport.objects.filter(pk=import_id).update(
                 detected_format=fmt, kind=kind, bytes_total=total
@@ -285,7 +292,10 @@ def _stream_into_staging(
         if progress:
             progress(feed_import)
 
+    kind_issue = _line_kind_check(feed_import.campaign, feed_import.kind)
     for item in parse(lines, fmt, get_policy()):
+        if type(item) is Entry and (item.kind or not feed_import.kind):
+            item = kind_issue(item)
         if type(item) is Entry:
             entries.append(item)
             if len(entries) >= CHUNK:
@@ -302,6 +312,31 @@ def _stream_into_staging(
                 flush()
     flush()
     return rejected
+
+
+def _line_kind_check(campaign: Campaign, import_kind: int) -> Callable[[Entry], Entry | Issue]:
+    """For lines that carry their own kind: the entry, or why it is refused."""
+    targeted = " and ".join(kind_bits.kind_names(campaign.kinds))
+
+    def check(entry: Entry) -> Entry | Issue:
+        content = f"{entry.ip}:{entry.port}" if entry.port else entry.ip
+        if not entry.kind:
+            if import_kind:
+                return entry
+            classification = ", ".join(
+                f"{key} {entry.evidence[key]!r}" for key in ("classification.type",
+                                                             "classification.identifier")
+                if entry.evidence and entry.evidence.get(key)) or "no classification"
+            return Issue(entry.line_no, content, "no_kind",
+                         f"{classification} names neither an open mail relay nor an open "
+                         "proxy (import with a kind to take such lines as one)")
+        if not campaign.kinds & kind_bits.KIND_BITS[entry.kind]:
+            return Issue(entry.line_no, content, "kind_not_targeted",
+                         f"classified as {entry.kind}; campaign {campaign.slug} targets "
+                         f"{targeted} hosts only")
+        return entry
+
+    return check
 
 
 def _fail(feed_import: FeedImport, message: str) -> None:

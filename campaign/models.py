@@ -112,6 +112,7 @@ class Feed(models.Model):
         ("csv", "Shadowserver-style CSV"),
         ("drop", "Spamhaus DROP"),
         ("netset", "FireHOL netset"),
+        ("intelmq", "IntelMQ events (JSON lines)"),
     ]
 
     name = models.CharField(max_length=200, unique=True)
@@ -136,6 +137,9 @@ class FeedImport(Job):
     requested_format = models.CharField(max_length=10, default="auto")
     detected_format = models.CharField(max_length=10, blank=True)
     kind = models.PositiveSmallIntegerField(help_text="Kind bit mask the hosts are suspected of")
+    # Said by the person (--kind, the form), not taken from the campaign: for formats whose
+    # lines carry their own kind (IntelMQ), only a stated kind covers lines naming none.
+    kind_given = models.BooleanField(default=False)
     bytes_total = models.BigIntegerField(null=True, blank=True)
     bytes_read = models.BigIntegerField(default=0)
     lines = models.PositiveIntegerField(default=0)

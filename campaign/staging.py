@@ -23,6 +23,7 @@ from datetime import datetime
 from django.db import connection
 
 from campaign.feeds.parsers import Entry
+from campaign.kinds import KIND_BITS
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class Staging:
                 "line_no integer NOT NULL, ip inet NOT NULL, port integer, "
                 "tag text NOT NULL DEFAULT '', seen_at text, evidence text, "
                 "country varchar(2) NOT NULL DEFAULT '', asn bigint, dkey text NOT NULL, "
-                "net_note text)"
+                "net_note text, kind smallint)"
             )
 
     def drop(self) -> None:
@@ -76,9 +77,9 @@ class Staging:
         write = buffer.write
         for e in entries:
             if e.port is None and not e.tag and e.seen_at is None and e.evidence is None \
-                    and not e.network_note and not e.country and e.asn is None:
+                    and not e.network_note and not e.country and e.asn is None and not e.kind:
                 # The common case of a plain IP list: nothing to escape.
-                write(f"{e.line_no}\t{e.ip}\t\\N\t\t\\N\t\\N\t\t\\N\t{e.ip}\t\\N\n")
+                write(f"{e.line_no}\t{e.ip}\t\\N\t\t\\N\t\\N\t\t\\N\t{e.ip}\t\\N\t\\N\n")
                 continue
             write(
                 "\t".join((
@@ -92,13 +93,14 @@ class Staging:
                     str(e.asn) if e.asn is not None else "\\N",
                     _copy_text(self._dkey(e)),
                     _copy_text(e.network_note) if e.network_note else "\\N",
+                    str(KIND_BITS[e.kind]) if e.kind else "\\N",
                 )) + "\n"
             )
         buffer.seek(0)
         with connection.cursor() as cursor:
             cursor.cursor.copy_expert(
                 f"COPY {self.table} (line_no, ip, port, tag, seen_at, evidence, country, asn, "
-                "dkey, net_note) FROM STDIN",
+                "dkey, net_note, kind) FROM STDIN",
                 buffer,
             )
 
@@ -166,8 +168,8 @@ class Staging:
                 f"""
                 INSERT INTO campaign_sighting
                     (host_id, feed_import_id, line_no, seen_at, port, kind, tag, evidence)
-                SELECT h.id, %(imp)s, s.line_no, {seen}, s.port, %(kind)s, s.tag,
-                       s.evidence::jsonb
+                SELECT h.id, %(imp)s, s.line_no, {seen}, s.port, COALESCE(s.kind, %(kind)s),
+                       s.tag, s.evidence::jsonb
                 FROM {t} s
                 JOIN campaign_host h ON h.campaign_id = %(campaign)s AND h.ip = s.ip
                 WHERE s.net_note IS NULL
@@ -181,13 +183,14 @@ class Staging:
         cursor.execute(
             f"""
             WITH src AS (
-                SELECT s.ip, max(s.country) AS country, max(s.asn) AS asn,
+                SELECT s.ip, bit_or(COALESCE(s.kind, %(kind)s)) AS kind,
+                       max(s.country) AS country, max(s.asn) AS asn,
                        min({seen}) AS first_seen, max({seen}) AS last_seen
                 FROM {self.table} s WHERE s.net_note IS NULL GROUP BY s.ip
             ), upsert AS (
                 INSERT INTO campaign_host AS h (campaign_id, ip, kinds, state, country, asn,
                     first_seen, last_seen, state_changed_at)
-                SELECT %(campaign)s, ip, %(kind)s, 'imported', country, asn,
+                SELECT %(campaign)s, ip, kind, 'imported', country, asn,
                        first_seen, last_seen, %(now)s
                 FROM src
                 -- In address order, new entries land next to each other in the

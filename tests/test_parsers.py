@@ -367,3 +367,15 @@ def test_detection_either_names_a_format_or_raises_a_format_error(sample):
 def test_the_sample_feeds_directory_has_the_files_the_readme_describes():
     names = {p.name for p in Path(FEEDS).iterdir()}
     assert {"plain-ips.txt", "open-proxies.txt", "spamhaus-drop.txt"} <= names
+
+
+def test_shadowserver_columns_are_read_by_name_in_any_order():
+    """Shadowserver reorders and adds columns (severity, hostname_source, sector): the
+    header decides which value is which, never the position."""
+    data = (b'"sector","port","severity","geo","ip","timestamp","hostname_source","asn"\n'
+            b'"Hosting",3128,"medium","de","82.44.76.20","2026-11-22 00:29:25","ptr",64501\n')
+    [entry] = list(parse(numbered_lines(io.BytesIO(data)), "csv", POLICY))
+
+    assert (entry.ip, entry.port, entry.country, entry.asn) == ("82.44.76.20", 3128, "DE", 64501)
+    assert entry.seen_at.isoformat() == "2026-11-22T00:29:25+00:00"
+    assert entry.evidence["severity"] == "medium" and entry.evidence["sector"] == "Hosting"
