@@ -195,6 +195,87 @@ class FeedImport(Job):
                 "rejected": self.rejected, "duplicates": self.duplicates}
 
 
+class FeedSubscription(models.Model):
+    """A feed URL the campaign fetches on a schedule (conditional GET; see subscriptions.py)."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE,
+                                 related_name="subscriptions")
+    url = models.URLField(max_length=2000)
+    format = models.CharField(max_length=10, default="auto")
+    kind = models.CharField(max_length=10, blank=True, help_text="relay, proxy, or blank")
+    # One of the two schedules: every N seconds, or a five-field cron expression (UTC).
+    interval_seconds = models.PositiveIntegerField(null=True, blank=True)
+    cron = models.CharField(max_length=100, blank=True)
+    # The name of an environment variable FEED_AUTH_<NAME> holding "Header-Name: value"; the
+    # secret itself is never stored in the database.
+    auth_secret = models.CharField(max_length=60, blank=True)
+    active = models.BooleanField(default=True)
+    etag = models.CharField(max_length=500, blank=True)
+    last_modified = models.CharField(max_length=100, blank=True)
+    content_sha256 = models.CharField(max_length=64, blank=True)
+    next_fetch_at = models.DateTimeField(default=timezone.now)
+    last_fetch_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    failures = models.PositiveIntegerField(default=0, help_text="consecutive failed fetches")
+    # Set while a fetcher holds it (the beat and `fetch_feeds --now` never fetch it at once);
+    # a fetcher that died lets go when this passes.
+    fetching_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["campaign", "url"],
+                                               name="subscription_campaign_url")]
+        indexes = [models.Index(fields=["active", "next_fetch_at"])]
+
+    def __str__(self) -> str:
+        return f"feed #{self.pk} {self.url}"
+
+    @property
+    def schedule_text(self) -> str:
+        if self.cron:
+            return f"cron {self.cron}"
+        seconds = self.interval_seconds or 0
+        for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+            if seconds >= size and seconds % size == 0:
+                return f"every {seconds // size}{unit}"
+        return f"every {seconds}s"
+
+    @property
+    def failing(self) -> bool:
+        return self.failures >= settings.FEED_FAILURES_ALERT
+
+
+class FeedFetch(models.Model):
+    """One fetch of a subscription: what came back and what it did."""
+
+    FETCHED = "fetched"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+    OUTCOMES = [(FETCHED, "Fetched"), (UNCHANGED, "Unchanged"), (FAILED, "Failed")]
+
+    subscription = models.ForeignKey(FeedSubscription, on_delete=models.CASCADE,
+                                     related_name="fetches")
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=OUTCOMES, blank=True)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    bytes = models.BigIntegerField(default=0)
+    feed_import = models.ForeignKey("FeedImport", null=True, blank=True,
+                                    on_delete=models.SET_NULL, related_name="+")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["subscription", "-id"])]
+
+    def __str__(self) -> str:
+        return f"fetch #{self.pk} of feed #{self.subscription_id}: {self.outcome}"
+
+
 class ImportLineIssue(models.Model):
     """A line that was rejected (with its reason) or skipped as a duplicate."""
 

@@ -13,7 +13,8 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
@@ -246,6 +247,20 @@ def _capped(chunks: Iterable[bytes], url: str, max_bytes: int) -> Iterator[bytes
         yield chunk
 
 
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """What a fetch got: 200 with the body written, or 304 (the copy we have is current)."""
+
+    status: int
+    bytes: int
+    etag: str = ""
+    last_modified: str = ""
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
 def fetch_url_to_file(
     url: str, dest: BinaryIO, *, max_bytes: int, timeout: float = 30.0, max_redirects: int = 5,
     deadline: float | None = None,
@@ -256,21 +271,48 @@ def fetch_url_to_file(
     connect and read; `deadline` (default FEED_FETCH_DEADLINE) bounds the whole fetch,
     redirects included.
     """
+    return fetch_url(url, dest, max_bytes=max_bytes, timeout=timeout,
+                     max_redirects=max_redirects, deadline=deadline).bytes
+
+
+def fetch_url(
+    url: str, dest: BinaryIO, *, max_bytes: int, timeout: float = 30.0, max_redirects: int = 5,
+    deadline: float | None = None, etag: str = "", last_modified: str = "",
+    headers: Mapping[str, str] | None = None,
+) -> Fetched:
+    """`fetch_url_to_file`, conditional and with headers of the caller's.
+
+    With `etag`/`last_modified` (from the last 200) the request carries If-None-Match /
+    If-Modified-Since, and a 304 answer writes nothing. `headers` (an Authorization, say)
+    go only to the URL's own origin: a redirect elsewhere does not get them.
+    """
     seconds = float(deadline if deadline is not None else settings.FEED_FETCH_DEADLINE)
+    request_headers: dict[str, str] = {}
+    if etag:
+        request_headers["If-None-Match"] = etag
+    if last_modified:
+        request_headers["If-Modified-Since"] = last_modified
     with _Deadline(seconds) as clock:
         try:
             return _fetch(url, dest, max_bytes=max_bytes, timeout=timeout,
-                          max_redirects=max_redirects, clock=clock)
+                          max_redirects=max_redirects, clock=clock,
+                          conditional=request_headers, private=dict(headers or {}))
         except FetchError:
             if clock.expired.is_set():
                 raise clock.error(url) from None
             raise
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port
+
+
 def _fetch(
     url: str, dest: BinaryIO, *, max_bytes: int, timeout: float, max_redirects: int,
-    clock: _Deadline,
-) -> int:
+    clock: _Deadline, conditional: Mapping[str, str], private: Mapping[str, str],
+) -> Fetched:
+    origin = _origin(url)
     for _hop in range(max_redirects + 1):
         if clock.remaining() <= 0:
             raise clock.error(url)
@@ -285,7 +327,9 @@ def _fetch(
         # Connect to the checked address; keep the name for Host and TLS (SNI + verification).
         host_for_url = f"[{address}]" if ":" in address else address
         pinned = parts._replace(netloc=f"{host_for_url}:{port}").geturl()
-        headers = {"Host": parts.netloc.rsplit("@", 1)[-1], "User-Agent": USER_AGENT,
+        headers = {**conditional,
+                   **(private if _origin(url) == origin else {}),
+                   "Host": parts.netloc.rsplit("@", 1)[-1], "User-Agent": USER_AGENT,
                    "Accept-Encoding": ACCEPT_ENCODING}
         try:
             # trust_env=False: a proxy from the environment would bypass the address pinning.
@@ -298,6 +342,9 @@ def _fetch(
             ) as response:
                 if clock.expired.is_set():
                     raise clock.error(url)
+                if response.status_code == 304 and conditional:
+                    return Fetched(304, 0, response.headers.get("etag", ""),
+                                   response.headers.get("last-modified", ""))
                 if response.is_redirect:
                     url = urljoin(url, response.headers.get("location", ""))
                     continue
@@ -329,7 +376,8 @@ def _fetch(
                 # A shut-down socket can look like the end of a body sent without a length.
                 if clock.expired.is_set():
                     raise clock.error(url)
-                return written
+                return Fetched(200, written, response.headers.get("etag", ""),
+                               response.headers.get("last-modified", ""))
         except httpx.TimeoutException:
             if clock.expired.is_set() or clock.remaining() <= 0:
                 raise clock.error(url) from None

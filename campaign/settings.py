@@ -129,6 +129,12 @@ FEED_MAX_BYTES = int(env_float("FEED_MAX_BYTES", 512 * 1024 * 1024))
 # One wall-clock limit per feed fetch (redirects included): per-read timeouts never end a
 # server that trickles a line every few seconds.
 FEED_FETCH_DEADLINE = env_float("FEED_FETCH_DEADLINE", 300)
+# Feed subscriptions: shown red after this many failed fetches in a row; a failed fetch is
+# retried after FEED_RETRY_SECONDS, doubling each time, never later than the next regular
+# fetch; no schedule runs more often than FEED_MIN_INTERVAL seconds.
+FEED_FAILURES_ALERT = int(env_float("FEED_FAILURES_ALERT", 3))
+FEED_RETRY_SECONDS = env_float("FEED_RETRY_SECONDS", 300)
+FEED_MIN_INTERVAL = int(env_float("FEED_MIN_INTERVAL", 60))
 
 # Security: sane everywhere, strict when not in DEBUG so `check --deploy` passes.
 SESSION_COOKIE_HTTPONLY = True
@@ -190,6 +196,8 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+# Every minute: feed subscriptions whose time has come (campaign/subscriptions.py).
+CELERY_BEAT_SCHEDULE["feeds-fetch-due"] = {"task": "campaign.fetch_feeds_due", "schedule": 60.0}
 # Hourly: re-probe hosts whose last probe is older than their campaign's interval.
 CELERY_BEAT_SCHEDULE["probes-reprobe-due"] = {"task": "probes.reprobe_due", "schedule": 3600.0}
 # Every 10 minutes: contacts for newly verified hosts, and retries whose time has come.

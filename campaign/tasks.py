@@ -7,6 +7,7 @@ from campaign.feeds.parsers import FormatError
 from campaign.imports import run_import
 from campaign.models import FeedImport
 from campaign.outbound import FetchError
+from campaign.subscriptions import fetch_due
 
 # The database went away (a restart, a failover): an import starts over cleanly, so it is
 # retried soon, and more than once, rather than left "running" for ever.
@@ -36,3 +37,9 @@ def queue_import(feed_import: FeedImport) -> None:
     """Hand the import to the workers once the transaction that created it commits."""
     # After commit: a worker must find the import row it is handed.
     transaction.on_commit(lambda: run_import_task.delay(feed_import.pk))
+
+
+@shared_task(name="campaign.fetch_feeds_due")
+def fetch_feeds_due_task() -> str:
+    """The beat's every-minute look at the feed subscriptions."""
+    return fetch_due().summary_line
