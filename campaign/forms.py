@@ -125,3 +125,38 @@ class HostFilterForm(forms.Form):
 
     def clean_country(self):
         return (self.cleaned_data.get("country") or "").upper()
+
+
+class SubscriptionForm(forms.Form):
+    """A feed URL fetched on a schedule. The secret header is an admin's to attach."""
+
+    url = forms.URLField(label=_("Feed URL"), max_length=2000, assume_scheme="https",
+                         help_text=_("Fetched by the server with a conditional GET; internal "
+                                     "addresses are refused."))
+    format = forms.ChoiceField(label=_("Format"), choices=Feed.FORMAT_CHOICES, initial="auto")
+    kind = forms.ChoiceField(label=_("Suspected of"), required=False)
+    every = forms.CharField(label=_("Fetch every"), required=False, max_length=20,
+                            help_text=_("An interval: 15m, 6h, 1d, 1h30m."))
+    cron = forms.CharField(label=_("…or on a cron schedule"), required=False, max_length=100,
+                           help_text=_("Five fields in UTC, e.g. 0 */6 * * *."))
+    auth_secret = forms.CharField(
+        label=_("Secret header"), required=False, max_length=60,
+        help_text=_("The name of a server environment variable FEED_AUTH_<NAME> holding "
+                    "'Header-Name: value' (admins only; the secret never enters the "
+                    "database)."))
+
+    def __init__(self, *args, campaign: Campaign, may_attach_secret: bool, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        names = kind_names(campaign.kinds)
+        field = self.fields["kind"]
+        field.choices = [("", gettext("As each line says, or the campaign's"))] + [
+            (n, KIND_LABELS[n]) for n in names]
+        if not may_attach_secret:
+            del self.fields["auth_secret"]
+
+    def clean(self):
+        data = super().clean()
+        if bool(data.get("every", "").strip()) == bool(data.get("cron", "").strip()):
+            raise forms.ValidationError(
+                gettext("Give one schedule: an interval or a cron expression."))
+        return data

@@ -6,12 +6,20 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from django.db.models import BooleanField, QuerySet
+from django.db.models import BooleanField, Max, QuerySet
 from django.db.models.expressions import RawSQL
 from django.http import Http404
 
 from campaign import kinds
-from campaign.models import Campaign, FeedImport, Host, ImportLineIssue, Sighting
+from campaign.models import (
+    Campaign,
+    FeedFetch,
+    FeedImport,
+    FeedSubscription,
+    Host,
+    ImportLineIssue,
+    Sighting,
+)
 from campaign.services import visible_campaigns
 
 IPQuery = (
@@ -74,6 +82,30 @@ def import_for(campaign: Campaign, pk: int) -> FeedImport:
     if feed_import is None:
         raise Http404("no such import")
     return feed_import
+
+
+def subscriptions(campaign: Campaign) -> list[FeedSubscription]:
+    """The campaign's feed subscriptions, each with its last fetch (`last`), failing first."""
+    rows = list(FeedSubscription.objects.filter(campaign=campaign)
+                .order_by("-active", "-failures", "id")[:200])
+    last = {f.subscription_id: f for f in FeedFetch.objects.filter(
+        id__in=FeedFetch.objects.filter(subscription__campaign=campaign)
+        .values("subscription_id").annotate(latest=Max("id")).values("latest"))
+        .select_related("feed_import")}
+    for row in rows:
+        row.last = last.get(row.pk)
+    return rows
+
+
+def subscription_for(campaign: Campaign, pk: int) -> FeedSubscription:
+    subscription = FeedSubscription.objects.filter(campaign=campaign, pk=pk).first()
+    if subscription is None:
+        raise Http404("no such feed subscription")
+    return subscription
+
+
+def subscription_fetches(subscription: FeedSubscription, *, limit: int = 50) -> list[FeedFetch]:
+    return list(subscription.fetches.select_related("feed_import").order_by("-id")[:limit])
 
 
 def import_issues(feed_import: FeedImport) -> QuerySet[ImportLineIssue]:

@@ -28,6 +28,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from campaign.addresses import AddressRejected, parse_ip
+from campaign.agencies import require_lead
 from campaign.audit import record
 from campaign.feeds.parsers import FORMATS, FormatError
 from campaign.imports import create_import, resolve_kind, run_import
@@ -140,6 +141,8 @@ def subscribe(
     """Subscribe the campaign to a feed URL, or change the subscription it already has."""
     if actor is not None and not has_perm(actor, "import_feed"):
         raise PermissionDenied(f"{actor} may not import feeds")
+    if actor is not None:
+        require_lead(actor, campaign)
     if auth_secret and actor is not None and not has_perm(actor, "change_campaign"):
         # A secret sent to a URL of one's choosing could be read there: admins only.
         raise PermissionDenied(f"{actor} may not attach a feed secret (admins only)")
@@ -180,6 +183,8 @@ def subscribe(
 def set_active(subscription: FeedSubscription, *, active: bool, actor=None) -> None:
     if actor is not None and not has_perm(actor, "import_feed"):
         raise PermissionDenied(f"{actor} may not change feed subscriptions")
+    if actor is not None:
+        require_lead(actor, subscription.campaign)
     changes = {"active": active}
     if active:
         changes["next_fetch_at"] = timezone.now()

@@ -43,3 +43,13 @@ def queue_import(feed_import: FeedImport) -> None:
 def fetch_feeds_due_task() -> str:
     """The beat's every-minute look at the feed subscriptions."""
     return fetch_due().summary_line
+
+
+@shared_task(name="campaign.fetch_feed")
+def fetch_feed_task(subscription_id: int) -> str:
+    """A person's "fetch now" on the feeds page."""
+    return fetch_due(now_all=True, subscription_ids=[subscription_id]).summary_line
+
+
+def queue_feed_fetch(subscription_id: int) -> None:
+    transaction.on_commit(lambda: fetch_feed_task.delay(subscription_id))

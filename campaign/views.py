@@ -55,8 +55,11 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
 def campaign_detail(request: HttpRequest, slug: str) -> HttpResponse:
     campaign = selectors.campaign_for(request.user, slug)
     probe_run = latest_run(campaign)
+    feeds = selectors.subscriptions(campaign)
     return render(request, "campaign/campaign_detail.html", {
         "campaign": campaign,
+        "subscriptions": feeds,
+        "failing_feeds": [sub for sub in feeds if sub.active and sub.failing],
         **dashboard.dashboard_context(campaign),
         "imports": selectors.recent_imports(campaign),
         "probe_run": probe_run,

@@ -1,6 +1,13 @@
 from django.urls import path
 
-from campaign import agency_views, campaign_views, job_views, selectors, views
+from campaign import (
+    agency_views,
+    campaign_views,
+    job_views,
+    selectors,
+    subscription_views,
+    views,
+)
 from letters import postal_views, template_views
 from letters import views as letter_views
 from probes import contact_views
@@ -17,6 +24,10 @@ urlpatterns = [
     # One status view for every job; each passes the lookup that scopes it to the campaign.
     path("c/<slug:slug>/imports/<int:pk>/status.json", job_views.job_status,
          {"lookup": selectors.import_for}, name="import_status"),
+    path("c/<slug:slug>/feeds/", subscription_views.feed_list, name="feed_list"),
+    path("c/<slug:slug>/feeds/<int:pk>/", subscription_views.feed_detail, name="feed_detail"),
+    path("c/<slug:slug>/feeds/<int:pk>/action/", subscription_views.feed_action,
+         name="feed_action"),
     path("c/<slug:slug>/probes/new/", probe_views.probe_run_start, name="probe_run_start"),
     path("c/<slug:slug>/probes/<int:pk>/", probe_views.probe_run_detail, name="probe_run_detail"),
     path("c/<slug:slug>/probes/<int:pk>/status.json", job_views.job_status,

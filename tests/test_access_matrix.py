@@ -20,7 +20,7 @@ from django.urls import URLPattern, URLResolver, reverse
 
 from campaign import urls as root_urls
 from campaign import web_urls
-from campaign.models import Agency, AuditEvent, Feed, FeedImport
+from campaign.models import Agency, AuditEvent, Feed, FeedImport, FeedSubscription
 from campaign.roles import ROLE_PERMISSIONS
 from campaign.services import create_campaign
 from letters import batches, recipient_urls
@@ -85,6 +85,9 @@ def world(db, settings):
             campaign=campaign, feed=Feed.objects.create(name="cbl"), source="cbl.txt", kind=1,
             status=FeedImport.DONE),
         probe_run=ProbeRun.objects.get(campaign=campaign),
+        subscription=FeedSubscription.objects.create(
+            campaign=campaign, url="https://feeds.example/open-relays.txt", kind="relay",
+            interval_seconds=3600),
         contact_run=ContactRun.objects.create(campaign=campaign, status=ContactRun.DONE),
     )
 
@@ -105,6 +108,11 @@ def rows(w) -> list[Row]:
         Row("import_create", "get", "import_feed", (slug,), c, wrong="put"),
         Row("import_detail", "get", "view_campaign", (slug, w.feed_import.pk), c, wrong="post"),
         Row("import_status", "get", "view_campaign", (slug, w.feed_import.pk), c, wrong="post"),
+        Row("feed_list", "get", "view_campaign", (slug,), c, wrong="put"),
+        Row("feed_detail", "get", "view_campaign", (slug, w.subscription.pk), c,
+            wrong="post"),
+        Row("feed_action", "post", "import_feed", (slug, w.subscription.pk), c, "acts",
+            wrong="get"),
         Row("probe_run_start", "get", "run_probes", (slug,), c, wrong="put"),
         Row("probe_run_detail", "get", "view_campaign", (slug, w.probe_run.pk), c, wrong="post"),
         Row("probe_run_status", "get", "view_campaign", (slug, w.probe_run.pk), c, wrong="post"),

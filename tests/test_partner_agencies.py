@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from campaign import agencies, web_urls
 from campaign import states as host_states
-from campaign.models import Agency, Campaign, Feed, FeedImport, Host
+from campaign.models import Agency, Campaign, Feed, FeedImport, FeedSubscription, Host
 from campaign.services import create_campaign, visible_campaigns
 from letters import batches, sending, states
 from letters.models import Batch, Letter
@@ -83,6 +83,8 @@ def world(db):
         a_letter=a_batch.letters.order_by("id").first(),
         b_letter=b_batch.letters.order_by("id").first(),
         feed_import=feed_import,
+        subscription=FeedSubscription.objects.create(
+            campaign=joint, url="https://feeds.example/relays.txt", interval_seconds=3600),
         probe_run=ProbeRun.objects.get(campaign=joint),
         contact_run=ContactRun.objects.create(campaign=joint, status=ContactRun.DONE),
     )
@@ -198,7 +200,7 @@ def test_staff_see_the_campaigns_their_agency_leads_or_joins(world):
 # --- the permission matrix -----------------------------------------------------------------
 
 A, B, C = "A", "B", "C"
-LEAD_ONLY = {"import_create", "probe_run_start", "contact_run_start"}
+LEAD_ONLY = {"import_create", "probe_run_start", "contact_run_start", "feed_action"}
 
 
 def _routes(w):
@@ -216,6 +218,9 @@ def _routes(w):
         ("import_create", "get", "campaign", (slug,)),
         ("import_detail", "get", "campaign", (slug, w.feed_import.pk)),
         ("import_status", "get", "campaign", (slug, w.feed_import.pk)),
+        ("feed_list", "get", "campaign", (slug,)),
+        ("feed_detail", "get", "campaign", (slug, w.subscription.pk)),
+        ("feed_action", "post", "campaign", (slug, w.subscription.pk)),
         ("probe_run_start", "get", "campaign", (slug,)),
         ("probe_run_detail", "get", "campaign", (slug, w.probe_run.pk)),
         ("probe_run_status", "get", "campaign", (slug, w.probe_run.pk)),
@@ -275,11 +280,11 @@ def _expected(name: str, owner: str, who: str):
         return 200 if who == A or owner == f"host:{who}" else 403
     if name in LEAD_ONLY and who == B:
         return 403
-    return 200
+    return "acts" if name in POSTS else 200
 
 
-POSTS = {"batch_submit", "batch_approve", "batch_reject", "batch_send", "letter_remove",
-         "batch_print", "batch_addresses", "batch_posted", "letter_returned"}
+POSTS = {"feed_action", "batch_submit", "batch_approve", "batch_reject", "batch_send",
+         "letter_remove", "batch_print", "batch_addresses", "batch_posted", "letter_returned"}
 
 
 def test_the_matrix_names_every_staff_url(world):

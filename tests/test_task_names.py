@@ -5,6 +5,7 @@ from campaign.celery import app
 
 TASK_NAMES = {
     "campaign.refresh_dashboard",
+    "campaign.fetch_feed",
     "campaign.fetch_feeds_due",
     "campaign.tasks.run_import",
     "letters.recipient_retest",

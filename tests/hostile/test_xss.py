@@ -22,7 +22,16 @@ from django.urls import URLPattern, URLResolver, reverse
 from django.utils import timezone
 
 from campaign import urls as root_urls
-from campaign.models import Agency, Campaign, Feed, FeedImport, ImportLineIssue, Sighting
+from campaign.models import (
+    Agency,
+    Campaign,
+    Feed,
+    FeedFetch,
+    FeedImport,
+    FeedSubscription,
+    ImportLineIssue,
+    Sighting,
+)
 from campaign.services import create_campaign
 from letters import batches, sending
 from letters.models import InboundMessage, Letter, LetterEvent
@@ -104,6 +113,13 @@ def world(settings, client):
         rejected=True)
     Sighting.objects.create(host=host, feed_import=feed_import, line_no=1, seen_at=now, kind=1,
                             tag=payload("sighting.tag"), evidence={"x": "y"})
+    # A feed subscription whose URL, error and fetch history carry payloads.
+    subscription = FeedSubscription.objects.create(
+        campaign=campaign, url="https://feeds.example/" + payload("subscription.url", True),
+        interval_seconds=3600, failures=5, last_error=payload("subscription.error"),
+        auth_secret=payload("subscription.secret", short=True))
+    FeedFetch.objects.create(subscription=subscription, outcome=FeedFetch.FAILED,
+                             error=payload("fetch.error"), feed_import=feed_import)
 
     # Letters: one batch approved with a comment and sent, one rejected with a comment.
     sent_batch = batches.build_batch(campaign=campaign, actor=builder, max_letters=1)
@@ -142,6 +158,7 @@ def world(settings, client):
 
     return {
         "slug": campaign.slug, "ip": host.ip, "import": feed_import.pk,
+        "subscription": subscription.pk,
         "probe_run": ProbeRun.objects.get(campaign=campaign).pk, "contact_run": contact_run.pk,
         "batch": sent_batch.pk, "rejected": rejected.pk, "letter": letter.pk, "token": token,
         "agency": agency.pk, "admin": admin_user,
@@ -158,6 +175,7 @@ def pages(w: dict) -> list[tuple[str, tuple, str]]:
         ("import_create", (s,), ""), ("import_detail", (s, w["import"]), ""),
         ("import_detail", (s, w["import"]), "?page=" + payload("reflected.page", True)),
         ("import_status", (s, w["import"]), ""),
+        ("feed_list", (s,), ""), ("feed_detail", (s, w["subscription"]), ""),
         ("probe_run_start", (s,), ""), ("probe_run_detail", (s, w["probe_run"]), ""),
         ("probe_run_status", (s, w["probe_run"]), ""),
         ("contact_run_start", (s,), ""), ("contact_run_detail", (s, w["contact_run"]), ""),
@@ -194,7 +212,7 @@ def recipient_pages(w: dict) -> list[tuple[str, tuple, str]]:
 NOT_HTML = {"batch_print", "batch_addresses", "letter_pdf"}
 
 
-POST_ONLY = {"logout", "batch_approve", "batch_reject", "batch_submit", "batch_send",
+POST_ONLY = {"logout", "feed_action", "batch_approve", "batch_reject", "batch_submit", "batch_send",
              "letter_remove", "batch_posted", "letter_returned", "template_preview",
              "recipient_retest", "recipient_feedback", "recipient_preferences"}
 
