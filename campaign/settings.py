@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from campaign import embedded_db
 from campaign.clientip import parse_networks
@@ -195,6 +196,32 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
+# One queue per kind of work, so a million-host probe run does not hold up the mail, and each
+# can get its own workers (docker-compose.yml runs one per queue). A worker started without
+# -Q (bin/dev, the tests) consumes all five. A recipient's re-test is on `default`, not
+# behind a campaign's probe run: a person waits for it on the page.
+TASK_QUEUES = ("imports", "probes", "contacts", "mail", "default")
+TASK_QUEUE_OF = {
+    "campaign.tasks.run_import": "imports",
+    "campaign.fetch_feeds_due": "imports",
+    "campaign.fetch_feed": "imports",
+    "probes.run": "probes",
+    "probes.chunk": "probes",
+    "probes.reprobe_due": "probes",
+    "letters.tasks.follow_up_task": "probes",
+    "letters.tasks.follow_up_due_task": "probes",
+    "probes.resolve_contacts": "contacts",
+    "probes.resolve_due_contacts": "contacts",
+    "probes.refresh_rdap_bootstrap": "contacts",
+    "letters.tasks.send_batch_task": "mail",
+    "letters.tasks.fetch_mail_task": "mail",
+    "campaign.refresh_dashboard": "default",
+    "letters.tasks.refresh_outcomes_task": "default",
+    "letters.recipient_retest": "default",
+}
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES = tuple(Queue(name, routing_key=name) for name in TASK_QUEUES)
+CELERY_TASK_ROUTES = {task: {"queue": queue} for task, queue in TASK_QUEUE_OF.items()}
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 # Every minute: feed subscriptions whose time has come (campaign/subscriptions.py).
 CELERY_BEAT_SCHEDULE["feeds-fetch-due"] = {"task": "campaign.fetch_feeds_due", "schedule": 60.0}

@@ -13,7 +13,9 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-APP_SERVICES = ("web", "worker", "beat")
+WORKERS = tuple(f"worker-{queue}" for queue in ("imports", "probes", "contacts", "mail",
+                                                 "default"))
+APP_SERVICES = ("web", *WORKERS, "beat")
 
 
 @pytest.fixture(scope="module")
@@ -26,15 +28,16 @@ def services(compose) -> dict:
     return compose["services"]
 
 
-def test_it_defines_web_worker_beat_postgres_and_redis(services):
-    assert {"web", "worker", "beat", "db", "redis"} <= set(services)
+def test_it_defines_web_workers_beat_postgres_and_redis(services):
+    assert {"web", *WORKERS, "beat", "db", "redis"} <= set(services)
     assert services["db"]["image"] == "postgres:15"
     assert services["redis"]["image"] == "redis:7"
 
 
 def test_the_app_services_run_gunicorn_and_celery_from_the_project_image(services):
     assert services["web"]["command"].startswith("gunicorn campaign.wsgi ")
-    assert services["worker"]["command"].startswith("celery -A campaign worker")
+    for name in WORKERS:
+        assert services[name]["command"].startswith("celery -A campaign worker"), name
     assert services["beat"]["command"].startswith("celery -A campaign beat")
     for name in APP_SERVICES:
         assert services[name]["build"] == ".", name
@@ -81,13 +84,25 @@ def test_data_lives_in_named_volumes_and_uploads_are_shared_with_the_worker(comp
     assert mounts("db")["pgdata"] == "/var/lib/postgresql/data"
     assert mounts("redis")["redisdata"] == "/data"
     # The web process stores an uploaded feed; the worker must read the same file.
-    web, worker = mounts("web"), mounts("worker")
+    web, worker = mounts("web"), mounts("worker-imports")
     shared = set(web.items()) & set(worker.items())
     assert shared, "web and worker share no volume"
     var_dir = services["web"]["environment"]["SYS_VAR_DIR"]
     assert (next(iter(shared))[1]) == var_dir
     for name in services:
         assert set(mounts(name)) <= declared, name
+
+
+def test_a_worker_runs_each_queue_and_its_healthcheck_pings_that_worker(services, settings):
+    served = {}
+    for name in WORKERS:
+        words = services[name]["command"].split()
+        queue = words[words.index("-Q") + 1]
+        node = words[words.index("-n") + 1]
+        served[queue] = name
+        assert node == f"{queue}@%h", name
+        assert f"-d {queue}@$$HOSTNAME" in services[name]["healthcheck"]["test"][1], name
+    assert set(served) == set(settings.TASK_QUEUES)
 
 
 def test_the_processes_compose_starts_exist_in_the_project():

@@ -35,3 +35,12 @@ def test_every_task_keeps_its_name():
 def test_the_beat_schedules_registered_tasks(settings):
     scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert scheduled <= registered()
+
+
+def test_every_task_has_a_queue_of_the_five(settings):
+    """A task without a route would land on `default` by accident; each is placed on purpose."""
+    assert set(settings.TASK_QUEUE_OF) == registered()
+    assert set(settings.TASK_QUEUE_OF.values()) == set(settings.TASK_QUEUES)
+    assert {q.name for q in app.conf.task_queues} == set(settings.TASK_QUEUES)
+    assert app.amqp.router.route({}, "probes.chunk")["queue"].name == "probes"
+    assert app.amqp.router.route({}, "letters.tasks.send_batch_task")["queue"].name == "mail"

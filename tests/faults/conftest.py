@@ -106,19 +106,22 @@ def redis_server():
 class Worker:
     """One `celery worker` process group; start() again after kill() is a restart."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path, pool: str, concurrency: int) -> None:
+    def __init__(self, env: dict[str, str], log_dir: Path, pool: str, concurrency: int,
+                 queues: str = "", name: str = "faults") -> None:
         self.env, self.log_dir, self.pool, self.concurrency = env, log_dir, pool, concurrency
+        self.queues, self.name = queues, name
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
     def start(self) -> None:
         self.starts += 1
-        self.log = self.log_dir / f"worker-{self.starts}.log"
+        self.log = self.log_dir / f"worker-{self.name}-{self.starts}.log"
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [CELERY, "-A", "campaign", "worker", f"--pool={self.pool}",
                  f"--concurrency={self.concurrency}", "--loglevel=INFO", "--without-gossip",
-                 "--without-mingle", "--without-heartbeat", "-n", f"faults{self.starts}@%h"],
+                 "--without-mingle", "--without-heartbeat", "-n",
+                 f"{self.name}.{self.starts}@%h", *(["-Q", self.queues] if self.queues else [])],
                 cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: kill() takes the children too
             )
@@ -161,7 +164,7 @@ class Worker:
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-4000:]
-                         for p in sorted(self.log_dir.glob("worker-*.log")))
+                         for p in sorted(self.log_dir.glob(f"worker-{self.name}-*.log")))
 
 
 @pytest.fixture
@@ -188,8 +191,10 @@ def worker_env(transactional_db, redis_server, tmp_path):
 def start_worker(worker_env, tmp_path):
     workers: list[Worker] = []
 
-    def start(pool: str = "solo", concurrency: int = 1, **extra_env: str) -> Worker:
-        worker = Worker({**worker_env, **extra_env}, tmp_path, pool, concurrency)
+    def start(pool: str = "solo", concurrency: int = 1, queues: str = "", name: str = "",
+              **extra_env: str) -> Worker:
+        name = name or f"faults{len(workers) + 1}"
+        worker = Worker({**worker_env, **extra_env}, tmp_path, pool, concurrency, queues, name)
         workers.append(worker)
         worker.start()
         return worker
@@ -202,8 +207,14 @@ def start_worker(worker_env, tmp_path):
 @pytest.fixture
 def broker(redis_server):
     """A producer on the dedicated Redis: tasks are sent by name, as the web process does."""
+    from django.conf import settings
+
     app = Celery("faults-producer", broker=redis_server.url, set_as_current=False)
     app.conf.task_serializer = "json"
+    # Routed as the web process routes them: each task to its queue.
+    app.conf.task_queues = settings.CELERY_TASK_QUEUES
+    app.conf.task_routes = settings.CELERY_TASK_ROUTES
+    app.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
     yield app
     app.close()
 
