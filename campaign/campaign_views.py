@@ -14,9 +14,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
 
-from campaign import agencies
+from campaign import agencies, automation, selectors
+from campaign.automation import set_policy
 from campaign.models import Agency, Campaign
 from campaign.services import create_campaign
 from campaign.views import require_perm
@@ -89,3 +91,15 @@ def campaign_create(request: HttpRequest) -> HttpResponse:
             return redirect("campaign_detail", slug=campaign.slug)
     return render(request, "campaign/campaign_form.html", {"form": form, "own_agency": own},
                   status=400 if form.errors else 200)
+
+
+@require_POST
+@require_perm("change_campaign")
+def campaign_automation(request: HttpRequest, slug: str) -> HttpResponse:
+    """The campaign page's automation switches (checkboxes: absent means off)."""
+    campaign = selectors.campaign_for(request.user, slug)
+    agencies.require_lead(request.user, campaign)
+    set_policy(campaign, actor=request.user,
+               **{name: request.POST.get(name) == "on" for name in automation.SWITCHES})
+    messages.success(request, "Automation saved.")
+    return redirect(reverse("campaign_detail", args=[campaign.slug]) + "#automation")

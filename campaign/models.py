@@ -82,6 +82,14 @@ class Campaign(models.Model):
     # Joint campaigns: agencies besides the lead (`agency`) that write to the hosts in their
     # jurisdiction (routing in campaign.agencies); their staff see the campaign too.
     partners = models.ManyToManyField(Agency, blank=True, related_name="partner_campaigns")
+    # Automation policy (campaign.automation): what the system does without a person. Off by
+    # default; review and approval always stay with people.
+    auto_probe_new = models.BooleanField(default=False,
+                                         help_text="Probe new hosts as they arrive")
+    auto_resolve_contacts = models.BooleanField(
+        default=False, help_text="Resolve the abuse contacts of verified hosts")
+    auto_draft_batches = models.BooleanField(
+        default=False, help_text="Draft a batch per language every day, for review")
 
     class Meta:
         ordering = ["-created_at"]

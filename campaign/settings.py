@@ -9,6 +9,7 @@ your PostgreSQL and Redis. PostgreSQL is the only database.
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
@@ -208,6 +209,7 @@ TASK_QUEUE_OF = {
     "probes.run": "probes",
     "probes.chunk": "probes",
     "probes.reprobe_due": "probes",
+    "probes.auto_probe_new": "probes",
     "letters.tasks.follow_up_task": "probes",
     "letters.tasks.follow_up_due_task": "probes",
     "probes.resolve_contacts": "contacts",
@@ -218,6 +220,7 @@ TASK_QUEUE_OF = {
     "campaign.refresh_dashboard": "default",
     "letters.tasks.refresh_outcomes_task": "default",
     "letters.recipient_retest": "default",
+    "letters.draft_daily_batches": "default",
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = tuple(Queue(name, routing_key=name) for name in TASK_QUEUES)
@@ -225,6 +228,12 @@ CELERY_TASK_ROUTES = {task: {"queue": queue} for task, queue in TASK_QUEUE_OF.it
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 # Every minute: feed subscriptions whose time has come (campaign/subscriptions.py).
 CELERY_BEAT_SCHEDULE["feeds-fetch-due"] = {"task": "campaign.fetch_feeds_due", "schedule": 60.0}
+# Every minute: campaigns whose automation probes new hosts as they arrive.
+CELERY_BEAT_SCHEDULE["probes-auto-new"] = {"task": "probes.auto_probe_new", "schedule": 60.0}
+# Daily at 06:00 UTC: a draft batch per language for campaigns whose automation says so.
+CELERY_BEAT_SCHEDULE["letters-daily-drafts"] = {
+    "task": "letters.draft_daily_batches", "schedule": crontab(minute="0", hour="6"),
+}
 # Hourly: re-probe hosts whose last probe is older than their campaign's interval.
 CELERY_BEAT_SCHEDULE["probes-reprobe-due"] = {"task": "probes.reprobe_due", "schedule": 3600.0}
 # Every 10 minutes: contacts for newly verified hosts, and retries whose time has come.
@@ -324,6 +333,8 @@ PROBE_TIMEOUT = env_float("PROBE_TIMEOUT", 5.0)
 # Hosts per probe-run chunk (a Celery task each), connections at once per worker process, and
 # at once per /24 (IPv4) or /48 (IPv6) so one network is never flooded.
 PROBE_CHUNK_SIZE = int(env_float("PROBE_CHUNK_SIZE", 2000))
+# The most new hosts one automatic probe run takes (campaign automation, probe_new).
+PROBE_AUTO_MAX_HOSTS = int(env_float("PROBE_AUTO_MAX_HOSTS", 100_000))
 PROBE_CONCURRENCY = int(env_float("PROBE_CONCURRENCY", 256))
 PROBE_PER_NETWORK = int(env_float("PROBE_PER_NETWORK", 8))
 RDAP_BOOTSTRAP_URL = env_str("RDAP_BOOTSTRAP_URL", "https://data.iana.org/rdap/")

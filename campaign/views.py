@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
-from campaign import agencies, dashboard, selectors
+from campaign import agencies, automation, dashboard, selectors
 from campaign.forms import HostFilterForm, ImportForm
 from campaign.imports import create_import
 from campaign.roles import has_perm
@@ -60,6 +60,9 @@ def campaign_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "campaign": campaign,
         "subscriptions": feeds,
         "failing_feeds": [sub for sub in feeds if sub.active and sub.failing],
+        "automation": automation.policy(campaign),
+        "may_automate": has_perm(request.user, "change_campaign")
+        and agencies.viewer_agency_id(request.user) in (None, campaign.agency_id),
         **dashboard.dashboard_context(campaign),
         "imports": selectors.recent_imports(campaign),
         "probe_run": probe_run,

@@ -24,6 +24,8 @@ urlpatterns = [
     # One status view for every job; each passes the lookup that scopes it to the campaign.
     path("c/<slug:slug>/imports/<int:pk>/status.json", job_views.job_status,
          {"lookup": selectors.import_for}, name="import_status"),
+    path("c/<slug:slug>/automation/", campaign_views.campaign_automation,
+         name="campaign_automation"),
     path("c/<slug:slug>/feeds/", subscription_views.feed_list, name="feed_list"),
     path("c/<slug:slug>/feeds/<int:pk>/", subscription_views.feed_detail, name="feed_detail"),
     path("c/<slug:slug>/feeds/<int:pk>/action/", subscription_views.feed_action,

@@ -17,6 +17,7 @@ from django.utils import timezone
 from campaign import agencies
 from campaign import states as host_states
 from campaign.audit import record
+from campaign.automation import record_system_step
 from campaign.models import Agency, Campaign, Host
 from letters import cadence, holdout, selectors, shortlinks, states
 from letters.errors import ConcurrentChange, FourEyesViolation, LetterError, check_perm
@@ -71,13 +72,19 @@ def build_batch(
     max_letters: int | None = None,
     now: datetime | None = None,
     agency: Agency | None = None,
+    system: bool = False,
 ) -> Batch:
     """Create a draft batch: one letter per contact (and notice kind) listing all its hosts.
 
     The batch belongs to the builder's agency (see campaign.agencies.acting_agency) and takes
     only the hosts routed to it: in a joint campaign each agency writes its own letters.
+    `system`: drafted by the campaign's automation (no actor), reviewed by people as any.
     """
-    check_perm(actor, "build_batch", "build letter batches")
+    if system:
+        if actor is not None:
+            raise ValueError("a system draft has no actor")
+    else:
+        check_perm(actor, "build_batch", "build letter batches")
     if max_letters is not None and max_letters < 1:
         raise LetterError("--max must be at least 1")
     now = now or timezone.now()
@@ -122,7 +129,8 @@ def build_batch(
         filters={"language": language or "", "country": (country or "").upper(),
                  "max": max_letters},
     )
-    batch.editors.add(actor)
+    if actor is not None:
+        batch.editors.add(actor)
     letters: list[Letter] = []
     for (kind, _recipient), group in groups.items():
         language_votes = Counter(f.language for f in group)
@@ -157,6 +165,40 @@ def build_batch(
     LetterHost.objects.bulk_create(links)
     record("batch.create", actor=actor, campaign_id=campaign.pk, obj=batch,
            data={**batch.filters, "letters": len(letters), "hosts": len(links)})
+    return batch
+
+
+def draft_daily_batches(*, now: datetime | None = None) -> list[Batch]:
+    """Campaign automation: a draft batch per language and writing agency, for the campaigns
+    that ask for one every day. Languages without a finding get none; hosts already in a
+    live batch are not taken again (the builder leaves them out), so a draft nobody has
+    reviewed yet is not duplicated by the next day's."""
+    drafted = []
+    for campaign in Campaign.objects.filter(status=Campaign.ACTIVE, auto_draft_batches=True):
+        route = agencies.router(campaign)
+        findings = selectors.open_findings(campaign)
+        for writer in agencies.participants(campaign):
+            languages = sorted({f.language for f in findings
+                                if route.route(f.country) == writer.pk})
+            for language in languages:
+                batch = _system_draft(campaign, writer, language, now)
+                if batch is not None:
+                    drafted.append(batch)
+    return drafted
+
+
+def _system_draft(campaign: Campaign, writer: Agency, language: str,
+                  now: datetime | None) -> Batch | None:
+    with transaction.atomic():
+        batch = build_batch(campaign=campaign, actor=None, system=True, language=language,
+                            agency=writer, now=now)
+        letters = batch.letters.count()
+        if not letters:
+            # Everyone screened out (control group, cadence): no empty draft to review.
+            transaction.set_rollback(True)
+            return None
+        record_system_step("batch_draft", campaign, obj=batch, language=language,
+                           agency=writer.name, letters=letters)
     return batch
 
 

@@ -79,8 +79,10 @@ class Batch(models.Model):
     state = models.CharField(
         max_length=10, choices=[(s, s) for s in states.BATCH_STATES], default=states.DRAFT
     )
+    # None: drafted by the campaign's automation (campaign.automation), not by a person.
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+",
     )
     # Everyone who built or changed the batch: none of them may approve it (four eyes).
     editors = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="+", blank=True)

@@ -7,6 +7,7 @@ from django.db import DatabaseError
 
 from campaign.models import Campaign
 from letters import (
+    batches,
     followup,
     retest,  # noqa: F401 - the recipient page's re-test task lives with its code
     sending,
@@ -60,3 +61,10 @@ def fetch_mail_task() -> str:
     from letters.inbound.imap import fetch_mail
 
     return fetch_mail().line
+
+
+@shared_task(name="letters.draft_daily_batches", autoretry_for=(DatabaseError,), max_retries=3,
+             retry_backoff=True)
+def draft_daily_batches_task() -> list[int]:
+    """Beat, daily: draft batches for campaigns whose automation asks for them."""
+    return [batch.pk for batch in batches.draft_daily_batches()]

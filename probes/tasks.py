@@ -54,5 +54,14 @@ def reprobe_due_task() -> list[int]:
     return [run.pk for run in runs]
 
 
+@shared_task(name="probes.auto_probe_new")
+def auto_probe_new_task() -> list[int]:
+    """Beat, every minute: campaigns that probe new hosts as they arrive."""
+    runs = services.start_auto_probes()
+    for run in runs:
+        queue_probe_run(run)
+    return [run.pk for run in runs]
+
+
 # Contact-resolution tasks live with their code; importing them registers them with Celery.
 from probes.contacts import tasks as contact_tasks  # noqa: E402,F401

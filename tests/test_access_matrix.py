@@ -108,6 +108,8 @@ def rows(w) -> list[Row]:
         Row("import_create", "get", "import_feed", (slug,), c, wrong="put"),
         Row("import_detail", "get", "view_campaign", (slug, w.feed_import.pk), c, wrong="post"),
         Row("import_status", "get", "view_campaign", (slug, w.feed_import.pk), c, wrong="post"),
+        Row("campaign_automation", "post", "change_campaign", (slug,), c, "acts",
+            wrong="get"),
         Row("feed_list", "get", "view_campaign", (slug,), c, wrong="put"),
         Row("feed_detail", "get", "view_campaign", (slug, w.subscription.pk), c,
             wrong="post"),

@@ -126,6 +126,7 @@ LAYER_MAP: tuple[tuple[str, str, str], ...] = (
     ("campaign.languages",               "core",      ""),
     ("campaign.selectors",               "core",      ""),
     ("campaign.services",                "core",      ""),
+    ("campaign.automation",              "core",      ""),
 )
 
 # Between feature packages: who may import whom (a package may always import itself).

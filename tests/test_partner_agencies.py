@@ -200,7 +200,8 @@ def test_staff_see_the_campaigns_their_agency_leads_or_joins(world):
 # --- the permission matrix -----------------------------------------------------------------
 
 A, B, C = "A", "B", "C"
-LEAD_ONLY = {"import_create", "probe_run_start", "contact_run_start", "feed_action"}
+LEAD_ONLY = {"import_create", "probe_run_start", "contact_run_start", "feed_action",
+             "campaign_automation"}
 
 
 def _routes(w):
@@ -218,6 +219,7 @@ def _routes(w):
         ("import_create", "get", "campaign", (slug,)),
         ("import_detail", "get", "campaign", (slug, w.feed_import.pk)),
         ("import_status", "get", "campaign", (slug, w.feed_import.pk)),
+        ("campaign_automation", "post", "campaign", (slug,)),
         ("feed_list", "get", "campaign", (slug,)),
         ("feed_detail", "get", "campaign", (slug, w.subscription.pk)),
         ("feed_action", "post", "campaign", (slug, w.subscription.pk)),
@@ -283,8 +285,9 @@ def _expected(name: str, owner: str, who: str):
     return "acts" if name in POSTS else 200
 
 
-POSTS = {"feed_action", "batch_submit", "batch_approve", "batch_reject", "batch_send",
-         "letter_remove", "batch_print", "batch_addresses", "batch_posted", "letter_returned"}
+POSTS = {"feed_action", "campaign_automation", "batch_submit", "batch_approve",
+         "batch_reject", "batch_send", "letter_remove", "batch_print", "batch_addresses",
+         "batch_posted", "letter_returned"}
 
 
 def test_the_matrix_names_every_staff_url(world):

@@ -224,7 +224,9 @@ class ContactRun(Job):
     PENDING = "pending"  # verified_open hosts without a fresh contact
     ALL = "all"
     DUE = "due"  # pending hosts whose retry time has come (the beat's run)
-    MODE_CHOICES = [(PENDING, "Pending hosts"), (ALL, "Every host"), (DUE, "Due retries")]
+    RETRY = "retry"  # only failed look-ups whose retry time has come (no new hosts)
+    MODE_CHOICES = [(PENDING, "Pending hosts"), (ALL, "Every host"), (DUE, "Due retries"),
+                    (RETRY, "Failed look-ups, retried")]
 
     campaign = models.ForeignKey(
         "campaign.Campaign", on_delete=models.CASCADE, related_name="contact_runs"

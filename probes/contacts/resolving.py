@@ -92,13 +92,11 @@ def select_hosts(campaign: Campaign, mode: str) -> list[tuple[int, str, str, str
     qs = Host.objects.filter(campaign=campaign)
     if mode != ContactRun.ALL:
         qs = qs.filter(state=states.VERIFIED_OPEN)
-    if mode == ContactRun.DUE:
+    if mode in (ContactRun.DUE, ContactRun.RETRY):
         now = timezone.now()
-        qs = qs.filter(
-            Q(contact__isnull=True)
-            | Q(contact__status=Contact.FAILED, contact__next_attempt_at__lte=now)
-            | Q(contact__status=Contact.FAILED, contact__next_attempt_at__isnull=True)
-        )
+        retries = (Q(contact__status=Contact.FAILED, contact__next_attempt_at__lte=now)
+                   | Q(contact__status=Contact.FAILED, contact__next_attempt_at__isnull=True))
+        qs = qs.filter(retries | Q(contact__isnull=True) if mode == ContactRun.DUE else retries)
     return list(qs.values_list("id", "ip", "state", "country"))
 
 
@@ -411,10 +409,17 @@ def abandon_stale_runs(now: datetime | None = None) -> int:
     return len(stale)
 
 
-def campaigns_with_due_hosts() -> Iterable[Campaign]:
+def campaigns_with_due_hosts() -> Iterable[tuple[Campaign, str]]:
+    """(campaign, run mode) for the beat: campaigns whose automation resolves contacts take
+    their new verified hosts and due retries (DUE); the others only the retries of look-ups
+    a person started that a registry failed (RETRY)."""
     now = timezone.now()
-    return Campaign.objects.filter(status=Campaign.ACTIVE).filter(
-        Q(hosts__state=states.VERIFIED_OPEN, hosts__contact__isnull=True)
-        | Q(hosts__state=states.VERIFIED_OPEN, hosts__contact__status=Contact.FAILED,
-            hosts__contact__next_attempt_at__lte=now)
-    ).distinct()
+    retry = Q(hosts__state=states.VERIFIED_OPEN, hosts__contact__status=Contact.FAILED,
+              hosts__contact__next_attempt_at__lte=now)
+    new = Q(hosts__state=states.VERIFIED_OPEN, hosts__contact__isnull=True)
+    active = Campaign.objects.filter(status=Campaign.ACTIVE)
+    found = [(c, ContactRun.DUE) for c in
+             active.filter(auto_resolve_contacts=True).filter(new | retry).distinct()]
+    found += [(c, ContactRun.RETRY) for c in
+              active.filter(auto_resolve_contacts=False).filter(retry).distinct()]
+    return found

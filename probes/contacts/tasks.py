@@ -6,6 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import transaction
 
+from campaign.automation import record_system_step
 from probes.contacts import bootstrap, resolving
 from probes.contacts.models import ContactRun
 
@@ -28,12 +29,13 @@ def resolve_due_contacts() -> int:
     """Beat: resolve newly verified hosts and retry the ones whose registry was down."""
     started = 0
     resolving.abandon_stale_runs()
-    for campaign in resolving.campaigns_with_due_hosts():
+    for campaign, mode in resolving.campaigns_with_due_hosts():
         if ContactRun.objects.filter(
             campaign=campaign, status__in=[ContactRun.QUEUED, ContactRun.RUNNING]
         ).exists():
             continue  # one run per campaign at a time; the next beat picks up the rest
-        run = resolving.create_contact_run(campaign, mode=ContactRun.DUE)
+        run = resolving.create_contact_run(campaign, mode=mode)
+        record_system_step("contact_run", campaign, obj=run, mode=mode)
         resolving.run_contact_run(run.pk)
         started += 1
     return started

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from campaign import kinds, states
 from campaign.audit import record
+from campaign.automation import record_system_step
 from campaign.hosts import transition_host
 from campaign.models import Campaign, Host
 from campaign.roles import has_perm
@@ -342,3 +343,21 @@ def start_due_reprobes(*, now: datetime | None = None, limit: int = 5000) -> lis
         if ids:
             runs.append(create_probe_run(campaign, host_ids=ids, reason="reprobe"))
     return runs
+
+
+def start_auto_probes(*, limit: int | None = None) -> list[ProbeRun]:
+    """Campaigns that probe new hosts as they arrive: one run over the hosts not yet probed,
+    unless a run is already under way (the next minute's look takes what came meanwhile)."""
+    limit = limit or settings.PROBE_AUTO_MAX_HOSTS
+    runs = []
+    for campaign in Campaign.objects.filter(status=Campaign.ACTIVE, auto_probe_new=True):
+        if ProbeRun.objects.filter(campaign=campaign,
+                                   status__in=[ProbeRun.QUEUED, ProbeRun.RUNNING]).exists():
+            continue
+        ids = select_hosts(campaign, state=states.IMPORTED, limit=limit)
+        if ids:
+            run = create_probe_run(campaign, host_ids=ids, reason="auto")
+            record_system_step("probe_run", campaign, obj=run, hosts=len(ids))
+            runs.append(run)
+    return runs
+

@@ -260,13 +260,35 @@ def test_background_queues_a_run_and_prints_its_job(registries, campaign):
         ContactRun.DONE, "hosts=1 resolved=1 failed=0 queries=1")  # Celery is eager in tests
 
 
-def test_the_beat_task_picks_up_newly_verified_and_due_hosts(registries, campaign):
+def test_the_beat_resolves_new_hosts_only_where_the_campaign_automates_it(registries,
+                                                                         campaign):
+    from campaign.automation import set_policy
     from probes.contacts.tasks import resolve_due_contacts
 
     add_host(campaign, "82.44.79.141")
+    assert resolve_due_contacts() == 0  # off by default: a person starts contact runs
+    assert state_of(campaign, "82.44.79.141") == states.VERIFIED_OPEN
+
+    set_policy(campaign, contacts=True)
     assert resolve_due_contacts() == 1
     assert state_of(campaign, "82.44.79.141") == states.CONTACT_RESOLVED
     assert resolve_due_contacts() == 0
+    step = AuditEvent.objects.get(action="automation.contact_run")
+    assert step.actor is None and step.data == {"by": "system", "mode": "due"}
+
+
+def test_without_automation_the_beat_still_retries_a_persons_failed_look_ups(registries,
+                                                                           campaign):
+    from probes.contacts.tasks import resolve_due_contacts
+
+    failed = add_host(campaign, "82.44.79.141")
+    add_host(campaign, "99.232.84.10")  # new, never looked up: left for a person
+    Contact.objects.create(host=failed, status=Contact.FAILED,
+                           next_attempt_at=timezone.now() - timedelta(minutes=1))
+    assert resolve_due_contacts() == 1
+    assert ContactRun.objects.get().mode == ContactRun.RETRY
+    assert state_of(campaign, "82.44.79.141") == states.CONTACT_RESOLVED
+    assert not Contact.objects.filter(host__ip="99.232.84.10").exists()
 
 
 def test_an_unknown_campaign_is_a_clear_error(db):
@@ -322,6 +344,8 @@ def test_a_low_confidence_fallback_kept_while_whois_is_down_is_cached_for_a_day_
 def test_the_beat_fails_a_run_whose_worker_died_and_starts_afresh(registries, campaign):
     from probes.contacts.tasks import resolve_due_contacts
 
+    campaign.auto_resolve_contacts = True
+    campaign.save()
     add_host(campaign, "82.44.79.141")
     long_ago = timezone.now() - timedelta(hours=1)
     dead = ContactRun.objects.create(campaign=campaign, mode=ContactRun.DUE,
@@ -339,6 +363,8 @@ def test_the_beat_fails_a_run_whose_worker_died_and_starts_afresh(registries, ca
 def test_the_beat_leaves_a_run_that_is_making_progress_alone(registries, campaign):
     from probes.contacts.tasks import resolve_due_contacts
 
+    campaign.auto_resolve_contacts = True
+    campaign.save()
     add_host(campaign, "82.44.79.141")
     alive = ContactRun.objects.create(
         campaign=campaign, mode=ContactRun.DUE, status=ContactRun.RUNNING,

@@ -212,8 +212,9 @@ def recipient_pages(w: dict) -> list[tuple[str, tuple, str]]:
 NOT_HTML = {"batch_print", "batch_addresses", "letter_pdf"}
 
 
-POST_ONLY = {"logout", "feed_action", "batch_approve", "batch_reject", "batch_submit", "batch_send",
-             "letter_remove", "batch_posted", "letter_returned", "template_preview",
+POST_ONLY = {"logout", "feed_action", "campaign_automation", "batch_approve", "batch_reject",
+             "batch_submit", "batch_send", "letter_remove", "batch_posted", "letter_returned",
+             "template_preview",
              "recipient_retest", "recipient_feedback", "recipient_preferences"}
 
 
