@@ -379,6 +379,31 @@ class Sighting(models.Model):
         return f"{self.host_id} line {self.line_no}"
 
 
+class ApiToken(models.Model):
+    """A person's key to the API (campaign.tokens): only a hash of it is kept."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="api_tokens")
+    name = models.CharField(max_length=100, help_text="What the token is for")
+    # The token's first characters, shown in the list so a person can tell keys apart, and
+    # the index the look-up goes through; the rest is only ever compared as a hash.
+    prefix = models.CharField(max_length=12, unique=True)
+    key_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
 class AuditEvent(models.Model):
     """Append-only record of who did what. Never updated, never deleted."""
 

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "letters",
     "devtools",  # the demo lab and demo data (run_lab, seed_demo)
     "axes",  # login throttling (campaign/login.py)
+    "ninja",  # the API (campaign/api.py); listed so its docs page is served from our statics
 ]
 
 MIDDLEWARE = [
@@ -134,6 +135,8 @@ FEED_FETCH_DEADLINE = env_float("FEED_FETCH_DEADLINE", 300)
 # Feed subscriptions: shown red after this many failed fetches in a row; a failed fetch is
 # retried after FEED_RETRY_SECONDS, doubling each time, never later than the next regular
 # fetch; no schedule runs more often than FEED_MIN_INTERVAL seconds.
+# API calls per token per minute (campaign/api.py); past it: 429 with Retry-After.
+API_RATE_LIMIT = int(env_float("API_RATE_LIMIT", 120))
 FEED_FAILURES_ALERT = int(env_float("FEED_FAILURES_ALERT", 3))
 FEED_RETRY_SECONDS = env_float("FEED_RETRY_SECONDS", 300)
 FEED_MIN_INTERVAL = int(env_float("FEED_MIN_INTERVAL", 60))

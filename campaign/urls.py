@@ -2,11 +2,14 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
+from campaign.api import api
 from campaign.login import ThrottledLoginView
 from letters.recipient_views import short_link
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # The JSON API for scripts and pipelines (token auth; schema and docs under it).
+    path("api/v1/", api.urls),
     path("login/", ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password/", auth_views.PasswordChangeView.as_view(), name="password_change"),

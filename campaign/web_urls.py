@@ -6,6 +6,7 @@ from campaign import (
     job_views,
     selectors,
     subscription_views,
+    token_views,
     views,
 )
 from letters import postal_views, template_views
@@ -68,6 +69,9 @@ urlpatterns = [
     path("c/<slug:slug>/letters/<int:pk>/remove/", letter_views.letter_remove,
          name="letter_remove"),
     path("review/", letter_views.review_queue, name="review_queue"),
+    path("account/tokens/", token_views.api_tokens, name="api_tokens"),
+    path("account/tokens/<int:pk>/revoke/", token_views.api_token_revoke,
+         name="api_token_revoke"),
     path("agencies/", agency_views.agency_list, name="agency_list"),
     path("agencies/<int:pk>/", agency_views.agency_settings, name="agency_settings"),
     path("templates/<str:name>/", template_views.template_edit, name="template_edit"),

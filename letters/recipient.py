@@ -14,19 +14,18 @@ expired token and a forged one get the same answer, so a probe of the URL space 
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
 from django.core import signing
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from campaign import states as host_states
 from campaign.audit import record
 from campaign.models import Campaign
+from campaign.ratelimit import RateLimited, count_hit  # noqa: F401 - RateLimited: callers catch it here
 from letters import cadence, states
 from letters.languages import LANGUAGES, normalize
 from letters.mailtext import clean_text
@@ -135,35 +134,15 @@ def token_digest(token: str) -> str:
 
 # -- rate limits ---------------------------------------------------------------------------
 
-class RateLimited(Exception):
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"rate limited for {retry_after}s")
-        self.retry_after = retry_after
-
-
 def _limit(scope: str) -> tuple[int, int]:
     limits = {**DEFAULT_LIMITS, **settings.RECIPIENT_RATE_LIMITS}
     return limits[scope]
 
 
 def hit(scope: str, ident: str) -> None:
-    """Count one request in a fixed window; raise RateLimited past the scope's limit.
-
-    cache.add + incr are atomic in Redis (and in locmem), so concurrent web processes share
-    one count.
-    """
+    """Count one request in a fixed window; raise RateLimited past the scope's limit."""
     count, window = _limit(scope)
-    now = int(time.time())
-    slot = now // window
-    key = f"recipient:rl:{scope}:{hashlib.sha256(ident.encode()).hexdigest()[:24]}:{slot}"
-    cache.add(key, 0, timeout=window + 5)
-    try:
-        used = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=window + 5)
-        used = 1
-    if used > count:
-        raise RateLimited(window - now % window)
+    count_hit("recipient", scope, ident, limit=count, window=window)
 
 
 def check_limits(kind: str, token: str, client_ip: str) -> None:

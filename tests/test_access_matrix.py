@@ -148,6 +148,9 @@ def rows(w) -> list[Row]:
         Row("letter_returned", "post", "send_batch", (slug, w.postal.pk), c, "acts",
             wrong="get"),
         Row("review_queue", "get", "review_batch", wrong="post"),
+        Row("api_tokens", "get", LOGGED_IN, wrong="put"),
+        # Someone else's (here: nobody's) token does not exist for the caller.
+        Row("api_token_revoke", "post", LOGGED_IN, (987654,), ok=404, wrong="get"),
         Row("agency_list", "get", "change_campaign", wrong="post"),
         Row("agency_settings", "get", "change_campaign", (w.lead.pk,), "agency", wrong="put"),
         Row("template_edit", "get", "change_campaign", ("first_notice.subject.txt",),

@@ -73,6 +73,8 @@ LAYER_MAP: tuple[tuple[str, str, str], ...] = (
     ("campaign.agency_views",            "interface", ""),
     ("campaign.job_views",               "interface", ""),
     ("campaign.subscription_views",      "interface", ""),
+    ("campaign.api",                     "interface", ""),
+    ("campaign.token_views",             "interface", ""),
     ("campaign.forms",                   "interface", ""),
     ("campaign.login",                   "interface", ""),
     ("campaign.csp",                     "interface", ""),
@@ -127,6 +129,8 @@ LAYER_MAP: tuple[tuple[str, str, str], ...] = (
     ("campaign.selectors",               "core",      ""),
     ("campaign.services",                "core",      ""),
     ("campaign.automation",              "core",      ""),
+    ("campaign.ratelimit",               "core",      ""),
+    ("campaign.tokens",                  "core",      ""),
 )
 
 # Between feature packages: who may import whom (a package may always import itself).

@@ -214,6 +214,8 @@ def _routes(w):
     rows = [
         ("campaign_list", "get", "all", ()), ("campaign_create", "get", "all", ()),
         ("review_queue", "get", "all", ()),
+        ("api_tokens", "get", "all", ()),
+        ("api_token_revoke", "post", "nobody", (987654,)),  # nobody's token: 404 for all
         ("suppression_list", "get", "all", ()),
         ("campaign_detail", "get", "campaign", (slug,)),
         ("import_create", "get", "campaign", (slug,)),
@@ -272,6 +274,8 @@ def _expected(name: str, owner: str, who: str):
     """200 (a page), "acts" (a POST that is let through), 403 or 404."""
     if owner == "all":
         return 200
+    if owner == "nobody":
+        return 404
     if who == C:
         return 404  # the campaign does not exist for an agency outside it
     if owner in (A, B):

@@ -85,7 +85,8 @@ def test_every_post_url_refuses_a_post_without_the_token_and_changes_nothing(wor
     assert strict.get(reverse("campaign_list")).status_code == 200
     assert set(posted) == {
         "login", "logout", "password_change", "campaign_create", "import_create",
-        "feed_list", "feed_action", "campaign_automation", "probe_run_start",
+        "feed_list", "feed_action", "campaign_automation", "api_tokens", "api_token_revoke",
+        "probe_run_start",
         "contact_run_start", "batch_create", "batch_submit", "batch_approve", "batch_reject",
         "batch_send", "letter_remove", "batch_posted", "letter_returned", "agency_settings",
         "template_edit", "template_preview",

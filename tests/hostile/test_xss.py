@@ -72,6 +72,9 @@ def world(settings, client):
     Campaign.objects.filter(pk=campaign.pk).update(name=payload("campaign.name"))
     campaign.refresh_from_db()
     admin_user = make_user("admin-user", "admin", agency.name)
+    # The admin's API token, named by a payload (its list shows the name).
+    from campaign.tokens import create_token  # noqa: PLC0415
+    create_token(user=admin_user, name=payload("api_token.name"))
     builder = make_user("builder", "staff", agency.name)
     reviewer = make_user("reviewer", "reviewer", agency.name)
 
@@ -176,6 +179,7 @@ def pages(w: dict) -> list[tuple[str, tuple, str]]:
         ("import_detail", (s, w["import"]), "?page=" + payload("reflected.page", True)),
         ("import_status", (s, w["import"]), ""),
         ("feed_list", (s,), ""), ("feed_detail", (s, w["subscription"]), ""),
+        ("api_tokens", (), ""),
         ("probe_run_start", (s,), ""), ("probe_run_detail", (s, w["probe_run"]), ""),
         ("probe_run_status", (s, w["probe_run"]), ""),
         ("contact_run_start", (s,), ""), ("contact_run_detail", (s, w["contact_run"]), ""),
@@ -212,7 +216,8 @@ def recipient_pages(w: dict) -> list[tuple[str, tuple, str]]:
 NOT_HTML = {"batch_print", "batch_addresses", "letter_pdf"}
 
 
-POST_ONLY = {"logout", "feed_action", "campaign_automation", "batch_approve", "batch_reject",
+POST_ONLY = {"logout", "feed_action", "campaign_automation", "api_token_revoke",
+             "batch_approve", "batch_reject",
              "batch_submit", "batch_send", "letter_remove", "batch_posted", "letter_returned",
              "template_preview",
              "recipient_retest", "recipient_feedback", "recipient_preferences"}
