@@ -10,6 +10,7 @@ registry; a refusal or an outage is a temporary failure that the caller retries 
 from __future__ import annotations
 
 import ipaddress
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,8 +34,10 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 class RateLimiter:
     """Paces queries per registry and backs off from one that refused us.
 
-    `per_second` is the steady pace (0 = unpaced); after a refusal the registry is left
-    alone for `Retry-After` or an exponential delay (30 s, 60 s, … up to 15 min).
+    `per_second` is the steady pace (0 = unpaced), per registry: registries are asked
+    concurrently (one thread each, resolving.py), each at its own pace. After a refusal the
+    registry is left alone for exactly its `Retry-After`, or, when it gives none, an
+    exponential delay (30 s, 60 s, … up to 15 min). Safe to share between threads.
     """
 
     BACKOFF_BASE = 30.0
@@ -53,6 +56,7 @@ class RateLimiter:
         self._next_slot: dict[str, float] = {}
         self._blocked_until: dict[str, float] = {}
         self._strikes: dict[str, int] = {}
+        self._lock = threading.Lock()
 
     def blocked_for(self, key: str) -> float:
         return max(0.0, self._blocked_until.get(key, 0.0) - self.clock())
@@ -61,23 +65,28 @@ class RateLimiter:
         """Wait for this registry's next slot; the caller checked `blocked_for` first."""
         if not self.interval:
             return
-        now = self.clock()
-        slot = max(now, self._next_slot.get(key, 0.0))
-        self._next_slot[key] = slot + self.interval
+        with self._lock:
+            now = self.clock()
+            slot = max(now, self._next_slot.get(key, 0.0))
+            self._next_slot[key] = slot + self.interval
         if slot > now:
-            self.sleep(slot - now)
+            self.sleep(slot - now)  # outside the lock: other registries' threads go on
 
     def penalise(self, key: str, retry_after: float | None = None) -> float:
-        strikes = self._strikes.get(key, 0)
-        self._strikes[key] = strikes + 1
-        delay = min(self.BACKOFF_MAX, self.BACKOFF_BASE * 2**strikes)
-        if retry_after is not None:
-            delay = min(self.BACKOFF_MAX, max(delay, retry_after))
-        self._blocked_until[key] = self.clock() + delay
-        return delay
+        """Leave the registry alone: for its Retry-After exactly, else an exponential wait."""
+        with self._lock:
+            strikes = self._strikes.get(key, 0)
+            self._strikes[key] = strikes + 1
+            if retry_after is not None:
+                delay = min(self.BACKOFF_MAX, retry_after)
+            else:
+                delay = min(self.BACKOFF_MAX, self.BACKOFF_BASE * 2**strikes)
+            self._blocked_until[key] = self.clock() + delay
+            return delay
 
     def succeeded(self, key: str) -> None:
-        self._strikes.pop(key, None)
+        with self._lock:
+            self._strikes.pop(key, None)
 
 
 @dataclass
@@ -86,6 +95,11 @@ class QueryCounter:
 
     rdap: int = 0
     whois: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, kind: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self, kind, getattr(self, kind) + n)
 
     @property
     def total(self) -> int:
@@ -107,8 +121,13 @@ class RdapClient:
         limiter: RateLimiter | None = None,
         counter: QueryCounter | None = None,
         max_bytes: int = RDAP_MAX_BYTES,
+        wait_limit: float = 30.0,
+        max_waits: int = 3,
     ) -> None:
         self.bootstrap = bootstrap
+        # A 429 whose Retry-After is at most `wait_limit` seconds is waited out (at most
+        # `max_waits` times per address); a longer one fails the host until a later run.
+        self.wait_limit, self.max_waits = wait_limit, max_waits
         self.timeout = timeout
         self.limiter = limiter or RateLimiter()
         self.counter = counter or QueryCounter()
@@ -133,7 +152,9 @@ class RdapClient:
             raise rdap.RdapError(f"no RDAP server is listed for {ip_text}", permanent=True)
         url = rdap.query_url(bases[0], ip_text)
         visited = {url}
-        for _hop in range(MAX_REDIRECTS + 1):
+        waited = 0
+        hops = 0
+        while hops <= MAX_REDIRECTS:
             registry = self.registry_of(url)
             status, headers, body = self._get(url, registry)
             if status in REDIRECT_STATUSES:
@@ -148,6 +169,7 @@ class RdapClient:
                     raise rdap.RdapError(f"redirect loop at {location[:200]}", permanent=True)
                 visited.add(location)
                 url = location
+                hops += 1
                 continue
             if status == 200:
                 self.limiter.succeeded(registry)
@@ -157,7 +179,15 @@ class RdapClient:
                 return answer
             detail = _error_detail(body)
             if status == 429:
-                delay = self.limiter.penalise(registry, _retry_after(headers.get("retry-after")))
+                retry_after = _retry_after(headers.get("retry-after"))
+                delay = self.limiter.penalise(registry, retry_after)
+                if (retry_after is not None and retry_after <= self.wait_limit
+                        and waited < self.max_waits):
+                    # A short, explicit pause: wait it out on this registry's thread and
+                    # ask again in this run, instead of failing the host until the next one.
+                    waited += 1
+                    self.limiter.sleep(delay + 0.001)
+                    continue
                 raise rdap.RdapError(
                     f"{registry} is rate-limiting us (HTTP 429{detail}); backing off {delay:.0f}s",
                     permanent=False, rate_limited=True, status=status,
@@ -197,7 +227,7 @@ class RdapClient:
         netloc = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
         pinned = parts._replace(netloc=netloc).geturl()
         self.limiter.acquire(registry)
-        self.counter.rdap += 1
+        self.counter.add("rdap")
         deadline = time.monotonic() + 3 * self.timeout
         try:
             with self.http.stream(
@@ -218,7 +248,7 @@ class RdapClient:
                     chunks.append(chunk)
                 return response.status_code, response.headers, b"".join(chunks)
         except httpx.ConnectError as exc:
-            self.counter.rdap -= 1  # nothing was sent: the registry is unreachable
+            self.counter.add("rdap", -1)  # nothing was sent: the registry is unreachable
             raise rdap.RdapError(f"{registry} is unreachable: {exc}"[:300],
                                  permanent=False) from None
         except httpx.TimeoutException:
@@ -254,9 +284,22 @@ class WhoisClient:
         self.max_bytes = max_bytes
         # IANA's referrals cover whole /8s: remember them so IANA is asked once per block.
         self._referrals: list[tuple[NetworkInfo, tuple[str, int]]] = []
+        # "No entries" answers, by the /24 (IPv4) or /48 (IPv6) of the address: registries
+        # register nothing smaller, so the other addresses there would get the same answer.
+        self._absent: dict[ipaddress.IPv4Network | ipaddress.IPv6Network, str] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _block_of(ip_text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        ip = ipaddress.ip_address(ip_text)
+        return ipaddress.ip_network(f"{ip}/{24 if ip.version == 4 else 48}", strict=False)
 
     def lookup(self, ip_text: str) -> tuple[LookupAnswer, list[str]]:
         """Follow referrals from the start server; returns the answer and the server chain."""
+        absent = self._absent.get(self._block_of(ip_text))
+        if absent is not None:
+            raise whois.WhoisError(f"{absent} (not asked again for {ip_text} in this run)",
+                                   permanent=True)
         server = self.start
         chain: list[str] = []
         for known, target in self._referrals:
@@ -280,11 +323,19 @@ class WhoisClient:
                 if server == self.start and len(self._referrals) < 1000:
                     net = whois.extract(answer, ip=ip_text).network
                     if net.contains(ip_text):
-                        self._referrals.append((net, referral))
+                        with self._lock:
+                            self._referrals.append((net, referral))
                 server = referral
                 continue
             self.limiter.succeeded(f"whois:{name}")
-            result = whois.extract(answer, ip=ip_text, server=name)
+            try:
+                result = whois.extract(answer, ip=ip_text, server=name)
+            except whois.WhoisError as exc:
+                if answer.not_found and not answer.blocks:
+                    with self._lock:
+                        if len(self._absent) < 100_000:
+                            self._absent[self._block_of(ip_text)] = str(exc)
+                raise
             result.raw = text[:RAW_KEEP_CHARS]
             return result, chain
         raise whois.WhoisError(f"more than {MAX_REFERRALS} WHOIS referrals for {ip_text}",
@@ -309,7 +360,7 @@ class WhoisClient:
         received = bytearray()
         try:
             with outbound.connect_tcp(address, port, timeout=self.timeout) as sock:
-                self.counter.whois += 1  # counted once connected: the query is on its way
+                self.counter.add("whois")  # counted once connected: the query is on its way
                 sock.sendall(line.encode("ascii", "replace") + b"\r\n")
                 while True:
                     chunk = sock.recv(65536)
@@ -368,6 +419,14 @@ class ContactLookup:
     def close(self) -> None:
         if self.rdap:
             self.rdap.close()
+
+    def registry_key(self, ip_text: str) -> str:
+        """Which registry an address's look-up goes to first (the concurrency unit)."""
+        if self.rdap is not None:
+            servers = self.rdap.bootstrap.servers_for(ip_text)
+            if servers:
+                return servers[0]
+        return "whois"
 
     def resolve(self, ip_text: str) -> Resolution:
         ip_text = str(ipaddress.ip_address(ip_text))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -43,6 +44,10 @@ from probes.contacts.selectors import SuppressionList
 log = logging.getLogger(__name__)
 
 CHUNK = 1000
+# Hosts looked up per registry per window (each window's answers are held until written),
+# and the most registries asked at once (the five RIRs, and whatever else a bootstrap lists).
+WINDOW = 500
+MAX_REGISTRY_THREADS = 8
 # Retry delays for hosts whose look-up failed for now: 10 min, 40 min, 2.7 h, … up to a day.
 RETRY_BASE = timedelta(minutes=10)
 RETRY_MAX = timedelta(days=1)
@@ -180,24 +185,63 @@ def resolve_hosts(
     """Resolve the abuse contact of each selected host, one registry look-up per network.
 
     Hosts are taken in address order, so the hosts of one network follow each other and
-    the network answer just fetched (or found in the cache) serves all of them.
+    the network answer just fetched (or found in the cache) serves all of them. Hosts no
+    stored answer covers are looked up concurrently across registries (one thread each,
+    each paced on its own by the shared RateLimiter), a window at a time; the threads only
+    talk to registries, the database is read and written here.
     """
     rows = select_hosts(campaign, mode)
     rows.sort(key=lambda row: _address_order(row[1]))
     summary = ResolveSummary(hosts=len(rows))
     own_lookup = lookup is None
     lookup = lookup or build_lookup()
+    done = 0
+
+    def write(chunk: list[tuple[int, str, str, str]], answers: dict[str, Resolution]) -> None:
+        nonlocal done
+        _resolve_chunk(chunk, answers, lookup, cache, suppressed, summary,
+                       campaign_id=campaign.pk)
+        done += len(chunk)
+        summary.queries = lookup.counter.total
+        if progress is not None:
+            progress(done, len(rows), summary)
+
     try:
         cache = _NetworkCache()
         suppressed = SuppressionList.load()
-        done = 0
-        for start in range(0, len(rows), CHUNK):
-            chunk = rows[start:start + CHUNK]
-            _resolve_chunk(chunk, lookup, cache, suppressed, summary, campaign_id=campaign.pk)
-            done += len(chunk)
-            summary.queries = lookup.counter.total
-            if progress is not None:
-                progress(done, len(rows), summary)
+        manual = set(Contact.objects.filter(host__campaign=campaign, manual=True)
+                     .values_list("host_id", flat=True))
+        # Hosts a stored answer (or a hand-set contact) covers need no look-up: written first.
+        queues: dict[str, list[tuple[int, str, str, str]]] = {}
+        ready: list[tuple[int, str, str, str]] = []
+        for row in rows:
+            if row[0] in manual or cache.find(row[1]) is not None:
+                ready.append(row)
+                if len(ready) >= CHUNK:
+                    write(ready, {})
+                    ready = []
+            else:
+                queues.setdefault(lookup.registry_key(row[1]), []).append(row)
+        if ready:
+            write(ready, {})
+        # The rest, a window at a time: up to WINDOW hosts from each registry's queue.
+        positions = dict.fromkeys(queues, 0)
+        while any(positions[key] < len(queue) for key, queue in queues.items()):
+            window: dict[str, list[tuple[int, str, str, str]]] = {}
+            covered: list[tuple[int, str, str, str]] = []  # stored by an earlier window
+            for key, queue in queues.items():
+                taken: list[tuple[int, str, str, str]] = []
+                while positions[key] < len(queue) and len(taken) < WINDOW:
+                    row = queue[positions[key]]
+                    positions[key] += 1
+                    (covered if cache.find(row[1]) is not None else taken).append(row)
+                if taken:
+                    window[key] = taken
+            answers = _look_up_concurrently(lookup, window)
+            pending = sorted([*covered, *(row for taken in window.values() for row in taken)],
+                             key=lambda row: _address_order(row[1]))
+            for start in range(0, len(pending), CHUNK):
+                write(pending[start:start + CHUNK], answers)
     finally:
         if own_lookup:
             lookup.close()
@@ -205,8 +249,44 @@ def resolve_hosts(
     return summary
 
 
+def _look_up_concurrently(
+    lookup: ContactLookup, window: dict[str, list[tuple[int, str, str, str]]]
+) -> dict[str, Resolution]:
+    """Each registry's addresses on a thread of its own; an answer whose network holds the
+    next address serves it too (one query per network, misses and refusals included)."""
+
+    def one_registry(rows: list[tuple[int, str, str, str]]) -> dict[str, Resolution]:
+        found: dict[str, Resolution] = {}
+        last: Resolution | None = None
+        for _host_id, ip_text, _state, _country in rows:
+            if (last is not None and last.status != FAILED and last.network is not None
+                    and last.network.cacheable_for(ip_text)):
+                found[ip_text] = last
+                continue
+            found[ip_text] = last = _safe_resolve(lookup, ip_text)
+        return found
+
+    answers: dict[str, Resolution] = {}
+    if not window:
+        return answers
+    with ThreadPoolExecutor(max_workers=min(len(window), MAX_REGISTRY_THREADS),
+                            thread_name_prefix="contacts") as pool:
+        for found in pool.map(one_registry, window.values()):
+            answers.update(found)
+    return answers
+
+
+def _safe_resolve(lookup: ContactLookup, ip_text: str) -> Resolution:
+    try:
+        return lookup.resolve(ip_text)
+    except Exception as exc:  # a parser bug on hostile input must not end the run
+        log.exception("contact look-up for %s crashed", ip_text)
+        return Resolution(FAILED, errors=[f"internal error: {exc}"[:300]])
+
+
 def _resolve_chunk(
     chunk: list[tuple[int, str, str, str]],
+    answers: dict[str, Resolution],
     lookup: ContactLookup,
     cache: _NetworkCache,
     suppressed: SuppressionList,
@@ -235,11 +315,7 @@ def _resolve_chunk(
         network = cache.find(ip_text)
         error = ""
         if network is None:
-            try:
-                resolution = lookup.resolve(ip_text)
-            except Exception as exc:  # a parser bug on hostile input must not end the run
-                log.exception("contact look-up for %s crashed", ip_text)
-                resolution = Resolution(FAILED, errors=[f"internal error: {exc}"[:300]])
+            resolution = answers.get(ip_text) or _safe_resolve(lookup, ip_text)
             if resolution.status == FAILED:
                 error = resolution.error or "look-up failed"
             else:

@@ -3,6 +3,7 @@
 import io
 import json
 import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -373,3 +374,82 @@ def test_the_beat_leaves_a_run_that_is_making_progress_alone(registries, campaig
     alive.refresh_from_db()
     assert alive.status == ContactRun.RUNNING
     assert state_of(campaign, "82.44.79.141") == states.VERIFIED_OPEN
+
+
+def test_a_429_with_a_short_retry_after_is_waited_out_in_the_same_run(registries, campaign):
+    """Retry-After: 1 means one second, not the 30 s back-off, and the host is resolved now."""
+    rdap_fake, _ = registries
+    path = "/ripe/ip/82.44.79.141"
+    answer = rdap_fake.routes.pop(path)
+    asked: list[float] = []
+
+    def first_refused(requested: str):
+        if requested != path:
+            return None
+        asked.append(time.monotonic())
+        return Reply(429, b"{}", {"Retry-After": "1"}) if len(asked) == 1 else answer
+
+    rdap_fake.fallback = first_refused
+    add_host(campaign, "82.44.79.141")
+    assert run("resolve_contacts", "--campaign", campaign.slug) == (
+        "hosts=1 resolved=1 failed=0 queries=2")
+    assert len(asked) == 2
+    assert 1.0 <= asked[1] - asked[0] < 10  # the registry's second, not our 30 s
+
+
+def test_a_long_retry_after_fails_the_host_until_a_later_run(registries, campaign):
+    rdap_fake, whois_fake = registries
+    whois_fake.stop()
+    rdap_fake.routes["/ripe/ip/82.44.79.141"] = Reply(429, b"{}", {"Retry-After": "600"})
+    add_host(campaign, "82.44.79.141")
+    assert run("resolve_contacts", "--campaign", campaign.slug) == (
+        "hosts=1 resolved=0 failed=1 queries=1")
+    assert "backing off 600s" in Contact.objects.get().last_error
+
+
+def test_a_whois_no_entries_answer_is_not_asked_again_for_the_same_network(registries,
+                                                                          campaign):
+    rdap_fake, whois_fake = registries
+    rdap_fake.fallback = lambda path: Reply(503, b"{}") if path.startswith("/ripe/") else None
+    for last in (10, 11, 12, 200):
+        add_host(campaign, f"82.44.78.{last}")  # one /24 the registries know nothing of
+    assert run("resolve_contacts", "--campaign", campaign.slug).startswith(
+        "hosts=4 resolved=0 failed=4 ")
+    # IANA said "no entries" once; the other three addresses of the /24 were not asked.
+    assert whois_fake.count() == 1, whois_fake.queries
+    assert "not asked again" in Contact.objects.get(host__ip="82.44.78.200").last_error
+
+
+def test_registries_are_asked_concurrently_each_at_its_own_pace(registries, campaign,
+                                                                settings):
+    """Two registries, five networks each, paced at 4 queries/s: their queries overlap in
+    time instead of one registry waiting for the other to finish."""
+    rdap_fake, _ = registries
+    settings.CONTACT_LOOKUPS_PER_SECOND = 4
+    seen: list[tuple[str, float]] = []
+    ripe = rdap_fake.routes["/ripe/ip/82.44.79.141"]
+    arin = rdap_fake.routes["/arin/ip/99.232.84.14"]
+
+    def network_per_third_octet(path: str):
+        for prefix, reply in (("/ripe/ip/82.44.", ripe), ("/arin/ip/99.232.", arin)):
+            if path.startswith(prefix):
+                seen.append((prefix, time.monotonic()))
+                return reply
+        return None
+
+    rdap_fake.routes.clear()
+    rdap_fake.fallback = network_per_third_octet
+    # The fixture answers hold one network each, so every address outside it is asked
+    # again: five addresses per registry, five queries each.
+    for n in range(5):
+        add_host(campaign, f"82.44.{100 + n}.1")
+        add_host(campaign, f"99.232.{200 + n}.1")
+    run("resolve_contacts", "--campaign", campaign.slug)
+    ripe_times = [t for prefix, t in seen if prefix.startswith("/ripe")]
+    arin_times = [t for prefix, t in seen if prefix.startswith("/arin")]
+    assert len(ripe_times) == len(arin_times) == 5
+    # Each registry paced: consecutive queries at least ~1/4 s apart.
+    for times in (ripe_times, arin_times):
+        assert all(b - a >= 0.2 for a, b in zip(times, times[1:], strict=False))
+    # And concurrent: the ARIN queries happen while the RIPE ones are still going on.
+    assert min(arin_times) < max(ripe_times) and min(ripe_times) < max(arin_times)
