@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -111,6 +112,18 @@ class _NetworkCache:
     def __init__(self) -> None:
         self.current: NetworkRecord | None = None
         self.now = timezone.now()
+        # The answers stored by this run, newest last, as (version, first, last, record):
+        # what find_known() looks through, without parsing addresses again.
+        self.recent: deque[tuple[int, int, int, NetworkRecord]] = deque(maxlen=256)
+
+    def find_known(self, ip_text: str) -> NetworkRecord | None:
+        """An answer this run already stored that holds the address (no database read)."""
+        ip = ipaddress.ip_address(ip_text)
+        version, value = ip.version, int(ip)
+        for known_version, first, last, candidate in reversed(self.recent):
+            if known_version == version and first <= value <= last:
+                return candidate
+        return None
 
     def find(self, ip_text: str) -> NetworkRecord | None:
         if self.current is not None and self.current.holds(ipaddress.ip_address(ip_text)):
@@ -167,6 +180,8 @@ class _NetworkCache:
             expires_at=self.now + timedelta(days=days),
         )
         self.current = record_
+        first, last = ipaddress.ip_address(start), ipaddress.ip_address(end)
+        self.recent.append((first.version, int(first), int(last), record_))
         return record_
 
 
@@ -211,37 +226,58 @@ def resolve_hosts(
         suppressed = SuppressionList.load()
         manual = set(Contact.objects.filter(host__campaign=campaign, manual=True)
                      .values_list("host_id", flat=True))
+        covered = _covered_host_ids(campaign, cache.now) if rows else set()
         # Hosts a stored answer (or a hand-set contact) covers need no look-up: written first.
         queues: dict[str, list[tuple[int, str, str, str]]] = {}
         ready: list[tuple[int, str, str, str]] = []
+        registry_of_block: dict[tuple[int, int], str] = {}
         for row in rows:
-            if row[0] in manual or cache.find(row[1]) is not None:
+            if row[0] in manual or row[0] in covered:
                 ready.append(row)
                 if len(ready) >= CHUNK:
                     write(ready, {})
                     ready = []
-            else:
-                queues.setdefault(lookup.registry_key(row[1]), []).append(row)
+                continue
+            # Bootstraps delegate no less than a /24 (IPv4) or /32 (IPv6): asked once each.
+            version, value = _address_order(row[1])
+            block = (version, value >> (8 if version == 4 else 96))
+            key = registry_of_block.get(block)
+            if key is None:
+                key = registry_of_block[block] = lookup.registry_key(row[1])
+            queues.setdefault(key, []).append(row)
         if ready:
             write(ready, {})
-        # The rest, a window at a time: up to WINDOW hosts from each registry's queue.
+        # The rest, a window at a time: up to WINDOW hosts from each registry's queue. The
+        # next window's look-ups run while this thread writes the last one's answers.
         positions = dict.fromkeys(queues, 0)
-        while any(positions[key] < len(queue) for key, queue in queues.items()):
+
+        def take() -> tuple[dict[str, list[tuple[int, str, str, str]]], list]:
             window: dict[str, list[tuple[int, str, str, str]]] = {}
-            covered: list[tuple[int, str, str, str]] = []  # stored by an earlier window
+            known: list[tuple[int, str, str, str]] = []  # stored by an earlier window
             for key, queue in queues.items():
                 taken: list[tuple[int, str, str, str]] = []
                 while positions[key] < len(queue) and len(taken) < WINDOW:
                     row = queue[positions[key]]
                     positions[key] += 1
-                    (covered if cache.find(row[1]) is not None else taken).append(row)
+                    (known if cache.find_known(row[1]) is not None else taken).append(row)
                 if taken:
                     window[key] = taken
-            answers = _look_up_concurrently(lookup, window)
-            pending = sorted([*covered, *(row for taken in window.values() for row in taken)],
-                             key=lambda row: _address_order(row[1]))
-            for start in range(0, len(pending), CHUNK):
-                write(pending[start:start + CHUNK], answers)
+            return window, known
+
+        registries = _RegistryLookups(lookup)
+        try:
+            window, known = take()
+            futures = registries.submit(window)
+            while window or known:
+                answers = registries.collect(futures)
+                rows_now = sorted([*known, *(row for taken in window.values() for row in taken)],
+                                  key=lambda row: _address_order(row[1]))
+                window, known = take()
+                futures = registries.submit(window)
+                for start in range(0, len(rows_now), CHUNK):
+                    write(rows_now[start:start + CHUNK], answers)
+        finally:
+            registries.close()
     finally:
         if own_lookup:
             lookup.close()
@@ -249,31 +285,56 @@ def resolve_hosts(
     return summary
 
 
-def _look_up_concurrently(
-    lookup: ContactLookup, window: dict[str, list[tuple[int, str, str, str]]]
-) -> dict[str, Resolution]:
-    """Each registry's addresses on a thread of its own; an answer whose network holds the
-    next address serves it too (one query per network, misses and refusals included)."""
+def _covered_host_ids(campaign: Campaign, now: datetime) -> set[int]:
+    """The campaign's hosts a stored, unexpired answer holds: one set-based query (GiST on
+    the network) instead of one look-up per host."""
+    hosts, records = Host._meta.db_table, NetworkRecord._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT h.id FROM {hosts} h WHERE h.campaign_id = %s AND EXISTS ("  # noqa: S608
+            f" SELECT 1 FROM {records} n WHERE n.network >>= h.ip"
+            " AND n.start_address <= h.ip AND n.end_address >= h.ip AND n.expires_at > %s)",
+            [campaign.pk, now],
+        )
+        return {row[0] for row in cursor.fetchall()}
 
-    def one_registry(rows: list[tuple[int, str, str, str]]) -> dict[str, Resolution]:
+
+class _RegistryLookups:
+    """Each registry's addresses on a thread of its own; an answer whose network holds the
+    next address serves it too (one query per network, misses included), across windows:
+    a registry's next window is handed over only once its last one is collected."""
+
+    def __init__(self, lookup: ContactLookup) -> None:
+        self.lookup = lookup
+        self.last: dict[str, Resolution | None] = {}
+        self.pool = ThreadPoolExecutor(max_workers=MAX_REGISTRY_THREADS,
+                                       thread_name_prefix="contacts")
+
+    def submit(self, window: dict[str, list[tuple[int, str, str, str]]]) -> list[Future]:
+        return [self.pool.submit(self._one_registry, key, rows) for key, rows in window.items()]
+
+    @staticmethod
+    def collect(futures: list[Future]) -> dict[str, Resolution]:
+        answers: dict[str, Resolution] = {}
+        for future in futures:
+            answers.update(future.result())
+        return answers
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _one_registry(self, key: str, rows: list[tuple[int, str, str, str]]
+                      ) -> dict[str, Resolution]:
         found: dict[str, Resolution] = {}
-        last: Resolution | None = None
+        last = self.last.get(key)
         for _host_id, ip_text, _state, _country in rows:
             if (last is not None and last.status != FAILED and last.network is not None
                     and last.network.cacheable_for(ip_text)):
                 found[ip_text] = last
                 continue
-            found[ip_text] = last = _safe_resolve(lookup, ip_text)
+            found[ip_text] = last = _safe_resolve(self.lookup, ip_text)
+        self.last[key] = last
         return found
-
-    answers: dict[str, Resolution] = {}
-    if not window:
-        return answers
-    with ThreadPoolExecutor(max_workers=min(len(window), MAX_REGISTRY_THREADS),
-                            thread_name_prefix="contacts") as pool:
-        for found in pool.map(one_registry, window.values()):
-            answers.update(found)
-    return answers
 
 
 def _safe_resolve(lookup: ContactLookup, ip_text: str) -> Resolution:
