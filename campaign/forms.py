@@ -141,9 +141,9 @@ class SubscriptionForm(forms.Form):
                            help_text=_("Five fields in UTC, e.g. 0 */6 * * *."))
     auth_secret = forms.CharField(
         label=_("Secret header"), required=False, max_length=60,
-        help_text=_("The name of a server environment variable FEED_AUTH_<NAME> holding "
-                    "'Header-Name: value' (admins only; the secret never enters the "
-                    "database)."))
+        help_text=_("The name of a server environment variable such as "
+                    "<code>FEED_AUTH_SHADOWSERVER</code> holding <code>Header-Name: value</code> "
+                    "(admins only; the secret never enters the database)."))
 
     def __init__(self, *args, campaign: Campaign, may_attach_secret: bool, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -280,6 +280,10 @@ DKIM_DOMAIN = env_str("DKIM_DOMAIN")
 # Postal letters (letters/postal/printing.py): processes that lay out a long print job in
 # parallel; 0: one per CPU.
 POSTAL_PDF_WORKERS = int(env_float("POSTAL_PDF_WORKERS", 0))
+# A batch of at least LETTER_RENDER_PARALLEL_MIN letters is rendered by this many forked
+# processes (0: one per CPU; 1: in the builder's process). letters/parallel_render.py.
+LETTER_RENDER_WORKERS = int(env_float("LETTER_RENDER_WORKERS", 0))
+LETTER_RENDER_PARALLEL_MIN = int(env_float("LETTER_RENDER_PARALLEL_MIN", 1000))
 # The bounce mailbox the poller reads (imaps://user:password@host:port/MAILBOX); handled mail
 # is moved to INBOUND_IMAP_DONE_FOLDER. Unset: no poller (an MTA pipes into receive_mail).
 INBOUND_IMAP_URL = env_str("INBOUND_IMAP_URL")

@@ -22,6 +22,7 @@ from campaign.models import Agency, Campaign, Host
 from letters import cadence, holdout, selectors, shortlinks, states
 from letters.errors import ConcurrentChange, FourEyesViolation, LetterError, check_perm
 from letters.models import Batch, Letter, LetterHost
+from letters.parallel_render import render_letters
 from letters.recipient import letter_url
 from letters.rendering import LetterRenderer
 from letters.template_store import (
@@ -154,8 +155,8 @@ def build_batch(
             context["recipient_url"] = shortlinks.short_url(letter.short_code)
         else:
             context["recipient_url"] = letter_url(key)  # the recipient's own page (signed)
-        render_letter(letter, renderer)
         letters.append(letter)
+    render_letters(letters, renderer)
     Letter.objects.bulk_create(letters)
     links = [
         LetterHost(letter=letter, host_id=f.host_id, retest_id=f.retest_id, evidence=f.evidence)
