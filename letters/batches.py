@@ -11,7 +11,7 @@ import uuid
 from collections import Counter
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from campaign import agencies
@@ -157,6 +157,7 @@ def build_batch(
             context["recipient_url"] = letter_url(key)  # the recipient's own page (signed)
         letters.append(letter)
     render_letters(letters, renderer)
+    _fast_compression()
     Letter.objects.bulk_create(letters)
     links = [
         LetterHost(letter=letter, host_id=f.host_id, retest_id=f.retest_id, evidence=f.evidence)
@@ -167,6 +168,28 @@ def build_batch(
     record("batch.create", actor=actor, campaign_id=campaign.pk, obj=batch,
            data={**batch.filters, "letters": len(letters), "hosts": len(links)})
     return batch
+
+
+def _fast_compression() -> None:
+    """Compress what this transaction stores with lz4 where the server has it.
+
+    A letter's bodies and context are TOASTed: with PostgreSQL's default pglz, compressing
+    10,000 of them is most of the INSERT; lz4 does it about ten times faster, and reads them
+    back faster too. A server built without lz4 refuses the setting: then pglz it is.
+    """
+    if _LZ4.get(connection.alias) is None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 'lz4' = ANY(enumvals) FROM pg_settings "
+                           "WHERE name = 'default_toast_compression'")
+            row = cursor.fetchone()
+        _LZ4[connection.alias] = bool(row and row[0])
+    if _LZ4[connection.alias]:
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL default_toast_compression = 'lz4'")
+
+
+# Whether each database's server was built with lz4 (asked once per process).
+_LZ4: dict[str, bool] = {}
 
 
 def draft_daily_batches(*, now: datetime | None = None) -> list[Batch]:
