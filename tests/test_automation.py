@@ -17,7 +17,7 @@ from letters import batches
 from letters.errors import FourEyesViolation
 from letters.models import Batch
 from probes.verification import services as probe_services
-from probes.verification.models import ProbeRun
+from probes.verification.models import ProbeResult, ProbeRun
 from tests.conftest import make_user
 from tests.letters import conftest as letters_fixtures
 from tests.letters.conftest import add_finding
@@ -57,9 +57,15 @@ def test_new_hosts_are_probed_by_the_system_only_where_asked(campaign, agency):
         for n in range(3):
             Host.objects.create(campaign=c, ip=f"82.44.76.{n + 1}", kinds=1)
     Host.objects.create(campaign=campaign, ip="82.44.76.50", kinds=1, state=states.NOT_OPEN)
+    # Probed once with an error of ours: still imported, but not probed again every minute.
+    errored = Host.objects.create(campaign=campaign, ip="82.44.76.60", kinds=1)
+    earlier = ProbeRun.objects.create(campaign=campaign, status=ProbeRun.DONE)
+    ProbeResult.objects.create(run=earlier, host=errored, check_name="smtp_relay", port=25,
+                               verdict="error")
     set_policy(campaign, probe_new=True)
 
     (run,) = probe_services.start_auto_probes()
+    assert errored.pk not in run.host_ids
     assert run.campaign == campaign and run.reason == "auto" and run.created_by is None
     assert sorted(Host.objects.filter(pk__in=run.host_ids).values_list("state", flat=True)) \
         == [states.IMPORTED] * 3  # the new hosts only, not the one probed before

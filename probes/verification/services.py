@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import F, Max, Q
+from django.db.models import Exists, F, Max, OuterRef, Q
 from django.utils import timezone
 
 from campaign import kinds, states
@@ -354,7 +354,11 @@ def start_auto_probes(*, limit: int | None = None) -> list[ProbeRun]:
         if ProbeRun.objects.filter(campaign=campaign,
                                    status__in=[ProbeRun.QUEUED, ProbeRun.RUNNING]).exists():
             continue
-        ids = select_hosts(campaign, state=states.IMPORTED, limit=limit)
+        # Never probed: an imported host whose probe errored (a refusal, a timeout of our
+        # own) stays imported, and must not be probed again every minute.
+        ids = list(Host.objects.filter(campaign=campaign, state=states.IMPORTED)
+                   .filter(~Exists(ProbeResult.objects.filter(host=OuterRef("pk"))))
+                   .order_by("id").values_list("id", flat=True)[:limit])
         if ids:
             run = create_probe_run(campaign, host_ids=ids, reason="auto")
             record_system_step("probe_run", campaign, obj=run, hosts=len(ids))
