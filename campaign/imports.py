@@ -82,8 +82,13 @@ def create_import(
     fmt: str = "auto",
     kind: str | None = None,
     upload: UploadedFile | BinaryIO | None = None,
+    adopt: Path | None = None,
 ) -> FeedImport:
-    """Validate the request and record a queued import; an upload is stored on disk."""
+    """Validate the request and record a queued import; an upload is stored on disk.
+
+    `adopt`: a file of ours that already holds the feed (a subscription's fetch of `source`),
+    moved under the import instead of copied a second time.
+    """
     if actor is not None and not has_perm(actor, "import_feed"):
         raise PermissionDenied(f"{actor} may not import feeds")
     if fmt != "auto" and fmt not in FORMATS:
@@ -101,7 +106,7 @@ def create_import(
         parts = urlsplit(source)
         if not parts.hostname:
             raise ValidationError(f"not a URL: {source}")
-    size = getattr(upload, "size", None)
+    size = adopt.stat().st_size if adopt is not None else getattr(upload, "size", None)
     if size is not None and size > settings.FEED_MAX_BYTES:
         raise ValidationError(_too_large(), code="too_large")
     bit = resolve_kind(campaign, kind, fmt)
@@ -120,20 +125,23 @@ def create_import(
                 kind_given=bool(kind),
                 created_by=actor if getattr(actor, "pk", None) else None,
             )
-            if upload is not None:
+            if upload is not None or adopt is not None:
                 target = import_dir(feed_import.pk)
                 stored_in.append(target)
                 target.mkdir(parents=True, exist_ok=True)
                 stored = target / "feed"
-                size = 0
-                with stored.open("wb") as out:
-                    chunks = upload.chunks() if hasattr(upload, "chunks") else iter(
-                        lambda: upload.read(1 << 20), b"")
-                    for chunk in chunks:
-                        size += len(chunk)
-                        if size > settings.FEED_MAX_BYTES:
-                            raise ValidationError(_too_large(), code="too_large")
-                        out.write(chunk)
+                if adopt is not None:
+                    shutil.move(adopt, stored)  # a rename on one file system, not a copy
+                else:
+                    size = 0
+                    with stored.open("wb") as out:
+                        chunks = upload.chunks() if hasattr(upload, "chunks") else iter(
+                            lambda: upload.read(1 << 20), b"")
+                        for chunk in chunks:
+                            size += len(chunk)
+                            if size > settings.FEED_MAX_BYTES:
+                                raise ValidationError(_too_large(), code="too_large")
+                            out.write(chunk)
                 feed_import.stored_file = str(stored)
                 feed_import.bytes_total = size
                 feed_import.save(update_fields=["stored_file", "bytes_total"])
@@ -292,7 +300,7 @@ def _stream_into_staging(
         if progress:
             progress(feed_import)
 
-    kind_issue = _line_kind_check(feed_import.campaign, feed_import.kind)
+    kind_issue = _line_kind_check(feed_import.campaign)
     for item in parse(lines, fmt, get_policy()):
         if type(item) is Entry and (item.kind or not feed_import.kind):
             item = kind_issue(item)
@@ -314,15 +322,14 @@ def _stream_into_staging(
     return rejected
 
 
-def _line_kind_check(campaign: Campaign, import_kind: int) -> Callable[[Entry], Entry | Issue]:
-    """For lines that carry their own kind: the entry, or why it is refused."""
+def _line_kind_check(campaign: Campaign) -> Callable[[Entry], Entry | Issue]:
+    """For a line that names its own kind, or names none where the import states none: the
+    entry, or why it is refused."""
     targeted = " and ".join(kind_bits.kind_names(campaign.kinds))
 
     def check(entry: Entry) -> Entry | Issue:
         content = f"{entry.ip}:{entry.port}" if entry.port else entry.ip
         if not entry.kind:
-            if import_kind:
-                return entry
             classification = ", ".join(
                 f"{key} {entry.evidence[key]!r}" for key in ("classification.type",
                                                              "classification.identifier")

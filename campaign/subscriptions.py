@@ -261,10 +261,9 @@ def fetch_one(subscription_id: int) -> FeedFetch:
         if got.not_modified or digest == subscription.content_sha256:
             fetch.outcome = FeedFetch.UNCHANGED
         else:
-            with body.open("rb") as stream:
-                feed_import = create_import(
-                    campaign=subscription.campaign, source=subscription.url,
-                    fmt=subscription.format, kind=subscription.kind or None, upload=stream)
+            feed_import = create_import(
+                campaign=subscription.campaign, source=subscription.url,
+                fmt=subscription.format, kind=subscription.kind or None, adopt=body)
             fetch.feed_import = feed_import
             run_import(feed_import.pk)
             fetch.outcome = FeedFetch.FETCHED

@@ -12,6 +12,7 @@ import socket
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -127,7 +128,7 @@ def test_subscribe_prints_the_feed_and_its_first_fetch(campaign, feed_server):
     assert FeedSubscription.objects.get().interval_seconds == 86400
 
 
-def test_an_unchanged_feed_costs_one_304_and_no_import(campaign, feed_server):
+def test_an_unchanged_feed_costs_one_304_and_no_import(campaign, feed_server, settings):
     run("subscribe_feed", "--campaign", campaign.slug, "--url", feed_server.url, "--kind",
         "relay", "--every", "1h")
 
@@ -135,6 +136,9 @@ def test_an_unchanged_feed_costs_one_304_and_no_import(campaign, feed_server):
     assert Host.objects.filter(campaign=campaign).count() == 146
     assert FeedImport.objects.count() == 1
     assert FeedImport.objects.get().summary_line == "lines=192 added=146 known=0 rejected=13"
+    # The fetched body became the import's stored copy (moved, not copied): none left over.
+    assert Path(FeedImport.objects.get().stored_file).read_bytes() == PLAIN
+    assert not any((Path(settings.MEDIA_ROOT) / "subscriptions").rglob("fetch-*"))
 
     # Not due yet: nothing is requested.
     assert run("fetch_feeds") == "fetched=0 unchanged=0 failed=0"
