@@ -79,10 +79,14 @@ def batch_visible(user, campaign: Campaign, batch_agency_id: int | None) -> bool
     return agency_id is None or agency_id == (batch_agency_id or campaign.agency_id)
 
 
+def is_lead(user, campaign: Campaign) -> bool:
+    """Whether the user works for the campaign's lead agency (or for no agency at all)."""
+    return viewer_agency_id(user) in (None, campaign.agency_id)
+
+
 def require_lead(user, campaign: Campaign) -> None:
     """Campaign-wide work (imports, probe and contact runs) is the lead agency's to start."""
-    agency_id = viewer_agency_id(user)
-    if agency_id is not None and agency_id != campaign.agency_id:
+    if not is_lead(user, campaign):
         raise PermissionDenied(f"only staff of {campaign.agency.name}, the lead agency, "
                                "start campaign-wide work")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
-from campaign.agencies import require_lead
+from campaign.agencies import is_lead
 from campaign.audit import record
 from campaign.models import Campaign
 from campaign.roles import has_perm
@@ -33,13 +33,17 @@ def policy_line(campaign: Campaign) -> str:
     return " ".join(f"{name}={'on' if on else 'off'}" for name, on in policy(campaign).items())
 
 
+def may_change(user, campaign: Campaign) -> bool:
+    """Whether the user may set the campaign's automation: an admin of its lead agency."""
+    return has_perm(user, "change_campaign") and is_lead(user, campaign)
+
+
 @transaction.atomic
 def set_policy(campaign: Campaign, *, actor=None, **switches: bool | None) -> Campaign:
     """Turn switches on or off (None leaves one as it is); an admin of the lead agency's."""
-    if actor is not None:
-        if not has_perm(actor, "change_campaign"):
-            raise PermissionDenied(f"{actor} may not change the campaign's automation")
-        require_lead(actor, campaign)
+    if actor is not None and not may_change(actor, campaign):
+        raise PermissionDenied(f"{actor} may not change the campaign's automation (an "
+                               f"admin of {campaign.agency.name}, the lead agency, may)")
     unknown = set(switches) - set(SWITCHES)
     if unknown:
         raise ValueError(f"unknown automation switch {sorted(unknown)[0]!r}")

@@ -98,7 +98,6 @@ def campaign_create(request: HttpRequest) -> HttpResponse:
 def campaign_automation(request: HttpRequest, slug: str) -> HttpResponse:
     """The campaign page's automation switches (checkboxes: absent means off)."""
     campaign = selectors.campaign_for(request.user, slug)
-    agencies.require_lead(request.user, campaign)
     set_policy(campaign, actor=request.user,
                **{name: request.POST.get(name) == "on" for name in automation.SWITCHES})
     messages.success(request, "Automation saved.")

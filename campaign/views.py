@@ -61,8 +61,7 @@ def campaign_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "subscriptions": feeds,
         "failing_feeds": [sub for sub in feeds if sub.active and sub.failing],
         "automation": automation.policy(campaign),
-        "may_automate": has_perm(request.user, "change_campaign")
-        and agencies.viewer_agency_id(request.user) in (None, campaign.agency_id),
+        "may_automate": automation.may_change(request.user, campaign),
         **dashboard.dashboard_context(campaign),
         "imports": selectors.recent_imports(campaign),
         "probe_run": probe_run,

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import connection, transaction
-from django.db.models import Q
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from campaign import states
@@ -129,14 +129,8 @@ class _NetworkCache:
         if self.current is not None and self.current.holds(ipaddress.ip_address(ip_text)):
             return self.current
         # The most specific stored answer: the latest start, then the earliest end.
-        found = (
-            NetworkRecord.objects.filter(
-                network__covers=ip_text, start_address__lte=ip_text, end_address__gte=ip_text,
-                expires_at__gt=self.now,
-            )
-            .order_by("-start_address", "end_address")
-            .first()
-        )
+        found = (_covering(ip_text, self.now).order_by("-start_address", "end_address")
+                 .first())
         if found is not None:
             self.current = found
         return found
@@ -285,18 +279,19 @@ def resolve_hosts(
     return summary
 
 
+def _covering(address, now: datetime) -> QuerySet[NetworkRecord]:
+    """Stored, unexpired answers whose range holds `address` (text, or OuterRef("ip")):
+    a GiST look-up on the network, refined by the exact bounds."""
+    return NetworkRecord.objects.filter(network__covers=address, start_address__lte=address,
+                                        end_address__gte=address, expires_at__gt=now)
+
+
 def _covered_host_ids(campaign: Campaign, now: datetime) -> set[int]:
-    """The campaign's hosts a stored, unexpired answer holds: one set-based query (GiST on
-    the network) instead of one look-up per host."""
-    hosts, records = Host._meta.db_table, NetworkRecord._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT h.id FROM {hosts} h WHERE h.campaign_id = %s AND EXISTS ("  # noqa: S608
-            f" SELECT 1 FROM {records} n WHERE n.network >>= h.ip"
-            " AND n.start_address <= h.ip AND n.end_address >= h.ip AND n.expires_at > %s)",
-            [campaign.pk, now],
-        )
-        return {row[0] for row in cursor.fetchall()}
+    """The campaign's hosts a stored answer holds: one set-based query instead of one
+    look-up per host."""
+    return set(Host.objects.filter(campaign=campaign)
+               .filter(Exists(_covering(OuterRef("ip"), now)))
+               .values_list("id", flat=True))
 
 
 class _RegistryLookups:

@@ -330,14 +330,17 @@ def due_hosts(campaign: Campaign, *, now: datetime | None = None, limit: int | N
     return list(qs[:limit] if limit else qs)
 
 
+def _run_under_way(campaign: Campaign) -> bool:
+    """A campaign's runs the beat starts wait for the one queued or running to end."""
+    return ProbeRun.objects.filter(
+        campaign=campaign, status__in=[ProbeRun.QUEUED, ProbeRun.RUNNING]).exists()
+
+
 def start_due_reprobes(*, now: datetime | None = None, limit: int = 5000) -> list[ProbeRun]:
     """One re-probe run per active campaign with due hosts and no run already under way."""
     runs = []
     for campaign in Campaign.objects.filter(status=Campaign.ACTIVE):
-        busy = ProbeRun.objects.filter(
-            campaign=campaign, status__in=[ProbeRun.QUEUED, ProbeRun.RUNNING]
-        ).exists()
-        if busy:
+        if _run_under_way(campaign):
             continue
         ids = due_hosts(campaign, now=now, limit=limit)
         if ids:
@@ -351,8 +354,7 @@ def start_auto_probes(*, limit: int | None = None) -> list[ProbeRun]:
     limit = limit or settings.PROBE_AUTO_MAX_HOSTS
     runs = []
     for campaign in Campaign.objects.filter(status=Campaign.ACTIVE, auto_probe_new=True):
-        if ProbeRun.objects.filter(campaign=campaign,
-                                   status__in=[ProbeRun.QUEUED, ProbeRun.RUNNING]).exists():
+        if _run_under_way(campaign):
             continue
         # Never probed: an imported host whose probe errored (a refusal, a timeout of our
         # own) stays imported, and must not be probed again every minute.
